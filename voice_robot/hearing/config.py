@@ -1,0 +1,88 @@
+"""Settings of the hearing pipeline (one per robot). Defaults live here and in config/*.yaml."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field
+
+from voice_robot.config.base import Section
+
+
+class DoaConfig(Section):
+    algorithm: Literal['srp_phat', 'music', 'normmusic'] = 'srp_phat'
+    nfft: int = Field(512, ge=128, le=4096)
+    freq_range_hz: list[float] = Field(default_factory=lambda: [300.0, 3500.0], min_length=2, max_length=2)
+    grid_step_deg: float = Field(2.0, gt=0, le=30)
+    block_s: float = Field(0.064, gt=0.01, le=1.0)     # audio per DOA estimate
+    max_sources: int = Field(3, ge=1, le=8)
+
+
+class TrackingConfig(Section):
+    birth_blocks: int = Field(3, ge=1)                # consecutive supporting blocks to create a track
+    death_s: float = Field(1.5, gt=0)                  # unsupported time before a track is dropped
+    gate_deg: float = Field(20.0, gt=0, le=180)        # association gate
+    process_noise_deg: float = Field(2.0, ge=0)        # per second
+    measurement_noise_deg: float = Field(6.0, gt=0)
+
+
+class BeamformerConfig(Section):
+    kind: Literal['mvdr', 'das'] = 'mvdr'
+    diagonal_loading: float = Field(1e-2, ge=0)
+
+
+class EchoConfig(Section):
+    """Suppression of the robot's own voice and other robots' voices."""
+    cancel_own: bool = True
+    filter_taps: int = Field(4, ge=1, le=64)           # STFT frames of echo path per bin
+    step: float = Field(0.5, gt=0, le=1.5)
+    robot_direction_gate_deg: float = Field(20.0, ge=0, le=180)
+    robot_voice_similarity: float = Field(0.80, ge=0, le=1)
+
+
+class VadConfig(Section):
+    backend: Literal['silero', 'webrtcvad', 'energy'] = 'silero'
+    threshold: float = Field(0.5, ge=0, le=1)
+    min_speech_ms: float = Field(120.0, ge=0)
+    min_silence_ms: float = Field(250.0, ge=0)        # VAD silence that closes a segment
+    pad_ms: float = Field(120.0, ge=0)
+    max_utterance_s: float = Field(20.0, gt=1)
+
+
+class EmbedderConfig(Section):
+    backend: Literal['resemblyzer', 'speechbrain'] = 'resemblyzer'
+    model: Optional[str] = None                        # speechbrain: local dir or hub id
+    device: str = 'cpu'
+
+
+class DiarizationConfig(Section):
+    same_voice_threshold: float = Field(0.78, ge=-1, le=1)   # cosine to join a voice
+    merge_threshold: float = Field(0.86, ge=-1, le=1)        # cosine to merge two voice ids
+    min_audio_s: float = Field(0.6, ge=0)                    # shorter segments borrow the track's voice
+
+
+class AsrConfig(Section):
+    backend: Literal['faster_whisper', 'openai', 'none'] = 'faster_whisper'
+    model: str = 'tiny.en'             # size, local CTranslate2 dir, or hub id; "tiny.en" uses the bundled copy
+    device: str = 'cpu'
+    compute_type: str = 'int8'
+    cpu_threads: int = Field(2, ge=1, le=64)
+    beam_size: int = Field(1, ge=1, le=10)
+    language: Optional[str] = 'en'
+    partial_interval_s: float = Field(0.5, gt=0)      # how often to re-decode while someone speaks
+    openai_model: str = 'gpt-4o-mini-transcribe'
+    api_key_env: str = 'OPENAI_API_KEY'
+    base_url: Optional[str] = None
+    timeout_s: float = Field(10.0, gt=0)
+
+
+class HearingConfig(Section):
+    sample_rate: int = Field(16000, ge=8000, le=48000)
+    doa: DoaConfig = Field(default_factory=DoaConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    beamformer: BeamformerConfig = Field(default_factory=BeamformerConfig)
+    echo: EchoConfig = Field(default_factory=EchoConfig)
+    vad: VadConfig = Field(default_factory=VadConfig)
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    diarization: DiarizationConfig = Field(default_factory=DiarizationConfig)
+    asr: AsrConfig = Field(default_factory=AsrConfig)
+    max_queue_frames: int = Field(50, ge=1)           # bounded input queue in the node

@@ -1,0 +1,261 @@
+"""The ROS 2 shell around a Stage: one lifecycle node per stage.
+
+The node declares ``robot``, ``deployment_file`` and ``autostart``, plus the stage's own settings as
+flattened parameters (``vad.threshold`` ...) so a ``ros__parameters`` YAML file can override them;
+the result is validated by the same schema as deployment files. On configure it builds the Stage
+(loading models), on activate it creates publishers, subscriptions and timers from the Stage's
+topics, converts messages with voice_robot.nodes.convert, and publishes the Stage's counters on
+/diagnostics. Bad messages are counted and logged, never fatal.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Callable
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+
+from voice_robot.config.base import validate
+from voice_robot.config.errors import ConfigError
+from voice_robot.config.params import deep_merge, flatten, ros_value, unflatten
+from voice_robot.nodes.convert import CONVERTERS, BadMessage
+from voice_robot.pipeline import Stage, resolve, topic_type
+
+# Audio and faces are streams: a late frame is worth less than the next one.
+SENSOR_TOPICS = ('audio/raw', 'faces/observations')
+SENSOR_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=50, reliability=QoSReliabilityPolicy.BEST_EFFORT)
+EVENT_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=100, reliability=QoSReliabilityPolicy.RELIABLE,
+                       durability=QoSDurabilityPolicy.VOLATILE)
+
+
+def default_deployment_file() -> str:
+    """config/deployment.yaml from the source tree or the installed share directory."""
+    here = Path(__file__).resolve().parents[2] / 'config' / 'deployment.yaml'
+    if here.exists():
+        return str(here)
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        return str(Path(get_package_share_directory('voice_robot')) / 'config' / 'deployment.yaml')
+    except Exception:  # ament index missing (plain venv install): fall back to the source path
+        return str(here)
+
+
+# A builder turns (deployment, robot name, the node's validated section) into a Stage.
+Builder = Callable[..., Stage]
+
+
+class StageNode(LifecycleNode):
+    def __init__(self, node_name: str, section: str | None, builder: Builder, *,
+                 namespace: str | None = None, robot: str | None = None, deployment_file: str | None = None,
+                 parameter_overrides: list | None = None, **kwargs):
+        super().__init__(node_name, namespace=namespace or '', parameter_overrides=parameter_overrides or [],
+                         automatically_declare_parameters_from_overrides=False, **kwargs)
+        self._section = section
+        self._builder = builder
+        self.stage: Stage | None = None
+        self._pubs: dict = {}
+        self._subs: list = []
+        self._timers: list = []
+        self._group = MutuallyExclusiveCallbackGroup()
+        self._lock = threading.Lock()
+        dyn = ParameterDescriptor(dynamic_typing=True)
+        self.declare_parameter('robot', robot or '', dyn)
+        self.declare_parameter('deployment_file', deployment_file or default_deployment_file(), dyn)
+        self.declare_parameter('autostart', True, dyn)
+        self._section_defaults: dict = {}
+        if section:
+            from voice_robot.config.deployment import SystemConfig
+            model = SystemConfig.model_fields[section].default_factory()
+            self._section_defaults = flatten(model)
+            for key, value in self._section_defaults.items():
+                if value is None:
+                    self.declare_parameter(key, None, dyn)
+                else:
+                    self.declare_parameter(key, ros_value(value), dyn)
+        if self.get_parameter('autostart').value:
+            self._autostart_timer = self.create_timer(0.0, self._autostart)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def _autostart(self) -> None:
+        self.destroy_timer(self._autostart_timer)
+        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
+
+    def _load(self):
+        from voice_robot.config.deployment import load_deployment
+        path = self.get_parameter('deployment_file').value
+        deployment = load_deployment(path)
+        robot = self.get_parameter('robot').value or self.get_namespace().strip('/').split('/')[-1]
+        deployment.robot(robot)     # a clear KeyError when the robot is not in the file
+        section = None
+        if self._section:
+            overrides = {}
+            for key, default in self._section_defaults.items():
+                value = self.get_parameter(key).value
+                if value is not None and value != ros_value(default):
+                    overrides[key] = value
+            base = getattr(deployment, self._section).model_dump(mode='json')
+            merged = deep_merge(base, unflatten(overrides))
+            model = type(getattr(deployment, self._section))
+            section = validate(model, merged, f'parameters of {self.get_fully_qualified_name()}', None)
+            deployment = deployment.model_copy(update={self._section: section})
+        return deployment, robot, section
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            deployment, robot, section = self._load()
+            self.stage = self._builder(deployment=deployment, robot=robot, section=section, node=self)
+        except (ConfigError, KeyError, ValueError, OSError, RuntimeError) as exc:
+            self.get_logger().error(f'configure failed: {exc}')
+            return TransitionCallbackReturn.FAILURE
+        self.robot = robot
+        self.stage.bind(self._publish, self._now, self.get_logger())
+        self.get_logger().info(f'configured {self.stage.name} for robot {robot}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        stage = self.stage
+        ns = self.get_namespace() if self.get_namespace() != '/' else '/' + self.robot
+        for topic in stage.outputs:
+            typ = topic_type(topic)
+            ros_type = CONVERTERS[typ][0]
+            qos = SENSOR_QOS if topic in SENSOR_TOPICS else EVENT_QOS
+            self._pubs[topic] = self.create_publisher(ros_type, resolve(topic, ns), qos)
+        for topic, handler in stage.inputs().items():
+            typ = topic_type(topic)
+            ros_type, _, from_ros = CONVERTERS[typ]
+            qos = SENSOR_QOS if topic in SENSOR_TOPICS else EVENT_QOS
+            self._subs.append(self.create_subscription(
+                ros_type, resolve(topic, ns), self._make_callback(topic, handler, from_ros), qos,
+                callback_group=self._group))
+        for period, callback in stage.timers():
+            self._timers.append(self.create_timer(period, self._guard(callback), callback_group=self._group))
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._timers.append(self.create_timer(1.0, self._publish_diagnostics, callback_group=self._group))
+        self.get_logger().info(f'active: {stage.name} on {ns}')
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        for pub in self._pubs.values():
+            self.destroy_publisher(pub)
+        self._subs, self._timers, self._pubs = [], [], {}
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.stage is not None:
+            self.stage.close()
+            self.stage = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.stage is not None:
+            self.stage.close()
+        return TransitionCallbackReturn.SUCCESS
+
+    # --- plumbing ----------------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _publish(self, topic: str, msg) -> None:
+        pub = self._pubs.get(topic)
+        if pub is None:
+            self.stage.stats['not active: publish skipped'] += 1
+            return
+        to_ros = CONVERTERS[type(msg)][1]
+        pub.publish(to_ros(msg, self.robot))
+
+    def _make_callback(self, topic: str, handler, from_ros):
+        def callback(ros_msg) -> None:
+            try:
+                msg = from_ros(ros_msg, self.robot)
+            except BadMessage as exc:
+                self.stage.drop(f'bad {topic}', str(exc))
+                return
+            except Exception as exc:   # malformed beyond what the converter checks
+                self.stage.drop(f'unreadable {topic}', repr(exc))
+                return
+            with self._lock:
+                try:
+                    handler(msg)
+                except Exception as exc:
+                    self.stage.stats['handler errors'] += 1
+                    self.get_logger().error(f'{self.stage.name}: error handling {topic}: {exc!r}')
+        return callback
+
+    def _guard(self, callback):
+        def run() -> None:
+            with self._lock:
+                try:
+                    callback()
+                except Exception as exc:
+                    self.stage.stats['timer errors'] += 1
+                    self.get_logger().error(f'{self.stage.name}: timer error: {exc!r}')
+        return run
+
+    def _publish_diagnostics(self) -> None:
+        stage = self.stage
+        if stage is None:
+            return
+        values = stage.diagnostics()
+        errors = sum(v for k, v in stage.stats.items() if 'error' in k)
+        drops = sum(v for k, v in stage.stats.items() if k.startswith('dropped'))
+        level = DiagnosticStatus.ERROR if errors else (DiagnosticStatus.WARN if drops else DiagnosticStatus.OK)
+        status = DiagnosticStatus(level=level, name=f'{self.get_fully_qualified_name()}',
+                                  message=f'{errors} errors, {drops} dropped inputs',
+                                  hardware_id=self.robot,
+                                  values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        self._diag_pub.publish(DiagnosticArray(header=self._header(), status=[status]))
+
+    def _header(self):
+        from std_msgs.msg import Header
+        return Header(stamp=self.get_clock().now().to_msg())
+
+
+def spin_nodes(nodes: list, threads: int = 4) -> None:
+    """Spin nodes until Ctrl-C or SIGTERM, then shut them down cleanly."""
+    executor = MultiThreadedExecutor(num_threads=threads)
+    for node in nodes:
+        executor.add_node(node)
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+        executor.shutdown(timeout_sec=0)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for node in nodes:
+            try:
+                if isinstance(node, StageNode) and node.stage is not None:
+                    node.stage.close()
+                node.destroy_node()
+            except Exception:
+                pass
+        executor.shutdown(timeout_sec=1.0)
+
+
+def run_stage_node(node_name: str, section: str | None, builder: Builder, args=None) -> None:
+    """Entry point of a single-stage node process (console script / ros2 run)."""
+    rclpy.init(args=args if args is not None else sys.argv)
+    try:
+        node = StageNode(node_name, section, builder)
+        spin_nodes([node])
+    finally:
+        if rclpy.ok():
+            rclpy.shutdown()
