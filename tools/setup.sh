@@ -65,7 +65,7 @@ fi
 
 if ! stamp_ok project setup.py setup.cfg package.xml || [ ! -x "$venv/bin/voice-robot" ]; then
   say "installing voice_robot (editable)"
-  "${pip[@]}" install --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored" || true
+  "${pip[@]}" install --no-deps --no-build-isolation --use-pep517 -e . 2>&1 | grep -v "is ignored" || true
   [ -x "$venv/bin/voice-robot" ] || { say "voice-robot entry point missing after install"; exit 1; }
   [ -f "$stamps/project.want" ] && stamp_done project
 fi

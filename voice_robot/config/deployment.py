@@ -65,3 +65,28 @@ def load_system(path: str | Path) -> SystemConfig:
     data = loaded.data if isinstance(loaded.data, dict) else {}
     section = {k: v for k, v in data.items() if k in SystemConfig.model_fields}
     return validate(SystemConfig, section, path, loaded)
+
+
+def deployment_for_scenario(scenario, system: SystemConfig | None = None) -> Deployment:
+    """The deployment a system under test gets for a scenario: the scenario's robots (names, poses,
+    arrays, cameras, voices: the system's own configuration) and stage settings from ``system``,
+    overridden by the scenario's optional ``system`` section. No ground truth is carried over."""
+    from voice_robot.config.base import validate
+    from voice_robot.config.params import deep_merge
+    base = (system or SystemConfig()).model_dump(mode='json')
+    if getattr(scenario, 'system', None):
+        base = deep_merge(base, scenario.system)
+    data = dict(base, robots=[r.model_dump(mode='json') for r in scenario.robots],
+                room={'size_m': list(scenario.room.size_m)})
+    return validate(Deployment, data, f'scenario {scenario.name} (system section)')
+
+
+def load_deployment_or_scenario(path: str | Path, system_file: str | Path | None = None) -> Deployment:
+    """A deployment file, or a scenario file seen as the deployment of its robots (sim launches)."""
+    from voice_robot.config.errors import load_yaml
+    data = load_yaml(path).data
+    if isinstance(data, dict) and str(data.get('format', '')).startswith('voice_robot/scenario'):
+        from voice_robot.sim.scenario import load_scenario
+        system = load_system(system_file) if system_file else None
+        return deployment_for_scenario(load_scenario(path), system)
+    return load_deployment(path)

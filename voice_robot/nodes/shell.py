@@ -90,9 +90,9 @@ class StageNode(LifecycleNode):
             self.trigger_activate()
 
     def _load(self):
-        from voice_robot.config.deployment import load_deployment
+        from voice_robot.config.deployment import load_deployment_or_scenario
         path = self.get_parameter('deployment_file').value
-        deployment = load_deployment(path)
+        deployment = load_deployment_or_scenario(path)
         robot = self.get_parameter('robot').value or self.get_namespace().strip('/').split('/')[-1]
         deployment.robot(robot)     # a clear KeyError when the robot is not in the file
         section = None

@@ -1,0 +1,361 @@
+"""Distributed floor control: exactly one robot answers, and robots never talk over each other.
+
+Protocol (docs/floor-control.md), on the shared topic /conversation/floor; no coordinator:
+
+1. When a robot's local addressee estimate says the turn may be for it (itself or the group), it
+   publishes CLAIM with a score: its addressee probability plus, for group requests, a fair share
+   (who the person looks at, who is nearest, who is free, who spoke least recently).
+2. When its fused estimate for the turn arrives (all robots' estimates, same result everywhere), the
+   turn's owner is known: the robot named, or for 'robots' the best CLAIM, ties broken by name; 'others'
+   means nobody. The owner publishes GRANT with a lease as soon as the floor is free, and answers.
+3. While it speaks it publishes RENEW every heartbeat_s; when done, RELEASE. A holder that goes silent
+   (crashed, network lost) loses the floor when its lease expires: bounded, lease_s.
+4. Two GRANTs racing each other: the later one (ties: larger name) yields and queues its turn.
+
+Barge-in (the speaking robot decides): human speech onset while speaking ducks the voice at once; about
+0.18 s in, hearing's early backchannel probability, the speaker's gaze and side-talk context decide
+stop or keep; a backchannel ("mm-hmm") keeps the floor, a real interruption stops the robot within one
+audio chunk. If the "interruption" turns out to be no words at all (a cough), the robot resumes.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+from voice_robot import messages as m
+from voice_robot.config.robots import RobotSpec
+from voice_robot.conversing.addressee import GROUP, OTHERS, same_turn
+from voice_robot.conversing.config import BargeInConfig, FloorConfig
+from voice_robot.conversing.cues import text_cues
+from voice_robot.pipeline import Stage
+
+FloorKind = m.FloorKind
+IDLE_RELEASE_S = 10.0    # longer than the dialogue's LLM timeout: a slow reply after a filler keeps the floor
+
+
+@dataclass
+class Contest:
+    """One human turn some robot may answer."""
+    start: float
+    end: float
+    claims: dict[str, float] = field(default_factory=dict)          # robot -> score
+    claim_ids: dict[str, str] = field(default_factory=dict)         # robot -> its utterance id
+    decision: m.AddresseeEstimate | None = None
+    created: float = 0.0
+    owner: str | None = None
+    granted: bool = False
+
+
+@dataclass
+class Holder:
+    robot: str
+    lease_until: float
+    granted_at: float
+    utterance_id: str = ''
+
+
+@dataclass
+class Interruption:
+    utterance_id: str
+    onset: float
+    decided: bool = False
+    stopped: bool = False
+    speech: m.SpeechState | None = None
+
+
+def group_share(me: RobotSpec, robots: list[RobotSpec], est: m.AddresseeEstimate, busy: bool,
+                last_spoke_at: float, now: float) -> float:
+    """A robot's claim on a group request: gaze, proximity, availability, fairness (0..1)."""
+    gaze = sum(e.value for e in est.evidence if e.candidate == me.name and e.cue.endswith('gaze'))
+    nearest = sum(e.value for e in est.evidence if e.candidate == me.name and e.cue.endswith('nearest'))
+    idle_for = min(now - last_spoke_at, 60.0) / 60.0
+    return 0.4 * min(gaze, 1.0) + 0.3 * min(nearest, 1.0) + 0.2 * (0.0 if busy else 1.0) + 0.1 * idle_for
+
+
+class FloorStage(Stage):
+    name = 'floor'
+    outputs = ('/conversation/floor', 'speech/command')
+
+    def __init__(self, robot: RobotSpec, robots: list[RobotSpec], floor: FloorConfig, barge_in: BargeInConfig):
+        super().__init__(robot.name)
+        self.me = robot
+        self.robots = robots
+        self.names = [r.name for r in robots]
+        self.cfg = floor
+        self.barge = barge_in
+        self.contests: list[Contest] = []
+        self.holder: Holder | None = None
+        self.queue: list[Contest] = []             # turns won while the floor was busy
+        self.my_grant: Contest | None = None
+        self.speech: m.SpeechState | None = None
+        self.spoke_since_grant = False
+        self.last_spoke_at = -1e9
+        self.seq = itertools.count(1)
+        self.interruption: Interruption | None = None
+        self.resume: m.SpeechState | None = None
+        self.last_renew = -1e9
+
+    def inputs(self):
+        return {
+            '/conversation/addressee': self.on_estimate,
+            '/conversation/floor': self.on_floor,
+            '/conversation/turns': self.on_turn,
+            'speech/state': self.on_speech_state,
+            'hearing/utterances': self.on_utterance,
+        }
+
+    def timers(self):
+        return [(0.02, self.tick)]
+
+    # --- protocol ---------------------------------------------------------------------------
+    def _send(self, kind: FloorKind, contest: Contest | None = None, score: float = 0.0) -> None:
+        now = self.now()
+        uid = contest.claim_ids.get(self.robot, '') if contest else ''
+        if contest and not uid and contest.decision is not None:
+            uid = contest.decision.utterance_id
+        ev = m.FloorEvent(kind=kind, robot=self.robot, utterance_id=uid,
+                          utterance_start=contest.start if contest else 0.0,
+                          utterance_end=contest.end if contest else 0.0, score=score,
+                          lease_until=now + self.cfg.lease_s if kind in (FloorKind.GRANT, FloorKind.RENEW) else now,
+                          sequence=next(self.seq), stamp=now)
+        self.publish('/conversation/floor', ev)
+
+    def _contest_for(self, start: float, end: float, create: bool = True) -> Contest | None:
+        probe = m.AddresseeEstimate('', '', [], [], '', utterance_start=start, utterance_end=end)
+        for c in self.contests:
+            other = m.AddresseeEstimate('', '', [], [], '', utterance_start=c.start, utterance_end=c.end)
+            if same_turn(probe, other):
+                c.start, c.end = min(c.start, start), max(c.end, end)
+                return c
+        if not create:
+            return None
+        c = Contest(start, end, created=self.now())
+        self.contests.append(c)
+        self.contests = self.contests[-32:]
+        return c
+
+    def on_estimate(self, est: m.AddresseeEstimate) -> None:
+        if est.robot != self.robot:
+            return
+        if not est.fused:
+            # Local estimate: claim if this turn may be ours (named, or the group).
+            p_me, p_group = est.probability(self.robot), est.probability(GROUP)
+            if p_me + p_group < 0.2:
+                return
+            c = self._contest_for(est.utterance_start, est.utterance_end)
+            c.claim_ids[self.robot] = est.utterance_id
+            busy = self.speech is not None and self.speech.speaking
+            score = p_me + p_group * group_share(self.me, self.robots, est, busy, self.last_spoke_at, self.now())
+            self._send(FloorKind.CLAIM, c, score)
+            c.claims[self.robot] = score
+            return
+        c = self._contest_for(est.utterance_start, est.utterance_end)
+        c.decision = est
+        c.claim_ids.setdefault(self.robot, est.utterance_id)
+        self._resolve(c)
+
+    def _resolve(self, c: Contest) -> None:
+        d = c.decision
+        if d is None or c.owner is not None:
+            return
+        if d.decision in self.names:
+            c.owner = d.decision
+        elif d.decision == GROUP:
+            if not c.claims:
+                c.owner = min(self.names)   # nobody claimed: deterministic fallback so someone answers
+            else:
+                c.owner = max(c.claims, key=lambda r: (round(c.claims[r], 6), [-ord(ch) for ch in r]))
+        else:
+            c.owner = ''
+        if c.owner == self.robot:
+            self.stats['turns won'] += 1
+            self.queue.append(c)
+            self._grant_if_free()
+
+    def on_floor(self, ev: m.FloorEvent) -> None:
+        now = self.now()
+        if ev.kind == FloorKind.CLAIM:
+            if ev.robot == self.robot:
+                return
+            c = self._contest_for(ev.utterance_start, ev.utterance_end)
+            c.claims[ev.robot] = ev.score
+            c.claim_ids[ev.robot] = ev.utterance_id
+            if c.decision is not None and c.owner is None:
+                self._resolve(c)
+            return
+        if ev.robot == self.robot:
+            return
+        if ev.kind in (FloorKind.GRANT, FloorKind.RENEW):
+            if ev.lease_until < now:
+                return self.drop('expired floor lease', ev.robot)
+            if ev.kind == FloorKind.GRANT and self.holder and self.holder.robot == self.robot:
+                # Both granted themselves: the later grant (ties: larger name) yields.
+                mine = self.holder.granted_at
+                if (ev.stamp, ev.robot) < (mine, self.robot):
+                    self._yield_to(ev)
+                return
+            if self.holder is None or self.holder.robot != self.robot:
+                self.holder = Holder(ev.robot, ev.lease_until, ev.stamp, ev.utterance_id)
+        elif ev.kind == FloorKind.RELEASE:
+            if self.holder and self.holder.robot == ev.robot:
+                self.holder = None
+                self._grant_if_free()
+
+    def _yield_to(self, ev: m.FloorEvent) -> None:
+        self.stats['grant races lost'] += 1
+        if self.my_grant is not None:
+            self.my_grant.granted = False
+            self.queue.insert(0, self.my_grant)
+        self.my_grant = None
+        self.publish('speech/command', m.SpeechCommand(m.SpeechAction.CANCEL, stamp=self.now()))
+        self.holder = Holder(ev.robot, ev.lease_until, ev.stamp, ev.utterance_id)
+
+    def _floor_free(self, now: float) -> bool:
+        if self.holder is None:
+            return True
+        if self.holder.robot == self.robot:
+            return self.my_grant is None
+        if self.holder.lease_until < now:
+            self.stats['peer leases expired'] += 1
+            self.holder = None
+            return True
+        return False
+
+    def _grant_if_free(self) -> None:
+        now = self.now()
+        if not self.queue or not self._floor_free(now):
+            return
+        if self.interruption is not None and not self.interruption.decided:
+            return
+        c = self.queue.pop(0)
+        if now - c.end > 5.0:
+            self.stats['turns abandoned (floor busy too long)'] += 1
+            return self._grant_if_free()
+        c.granted = True
+        self.my_grant = c
+        self.spoke_since_grant = False
+        self.holder = Holder(self.robot, now + self.cfg.lease_s, now, c.claim_ids.get(self.robot, ''))
+        self.last_renew = now
+        self._send(FloorKind.GRANT, c)
+
+    def _release(self) -> None:
+        if self.holder is not None and self.holder.robot == self.robot:
+            self._send(FloorKind.RELEASE, self.my_grant)
+            self.holder = None
+        self.my_grant = None
+        self._grant_if_free()
+
+    # --- speech and dialogue ----------------------------------------------------------------
+    def on_speech_state(self, state: m.SpeechState) -> None:
+        prev = self.speech
+        self.speech = state
+        now = self.now()
+        if state.speaking:
+            self.last_spoke_at = now
+            if self.my_grant is not None:
+                self.spoke_since_grant = True
+            elif self.holder is not None and self.holder.robot != self.robot and self.holder.lease_until >= now:
+                # Speech without the floor would talk over another robot: stop it.
+                self.stats['speech without floor cancelled'] += 1
+                self.publish('speech/command', m.SpeechCommand(m.SpeechAction.CANCEL, state.speech_id, stamp=now))
+        if prev is not None and prev.speaking and not state.speaking and state.cancelled:
+            self.resume = prev
+
+    def on_turn(self, turn: m.DialogueTurn) -> None:
+        # The dialogue publishes our turn when the reply has been spoken: the floor is free again.
+        if turn.speaker == self.robot and self.my_grant is not None and self.interruption is None:
+            self._release()
+
+    # --- barge-in ---------------------------------------------------------------------------
+    def on_utterance(self, u: m.Utterance) -> None:
+        now = self.now()
+        speaking = self.speech is not None and self.speech.speaking
+        intr = self.interruption
+        if intr is None:
+            if not speaking or u.is_final:
+                return
+            self.interruption = intr = Interruption(u.utterance_id, u.start, speech=self.speech)
+            self.publish('speech/command', m.SpeechCommand(m.SpeechAction.DUCK, self.speech.speech_id, stamp=now))
+            self.stats['barge-in onsets'] += 1
+        if u.utterance_id != intr.utterance_id:
+            return
+        heard = u.end - u.start
+        words = text_cues(u.transcript, {r: [r] for r in self.names})
+        backchannel = max(u.backchannel_probability, words.backchannel_like)
+        if not intr.decided and (heard >= self.barge.decide_after_s or u.is_final):
+            p_stop = 1.0 - backchannel
+            if words.words >= 3 and not words.backchannel_like:
+                p_stop = max(p_stop, 0.9)
+            if p_stop >= self.barge.stop_threshold:
+                self._stop_for(intr, now)
+            elif heard >= self.barge.give_up_after_s and not words.backchannel_like:
+                self._stop_for(intr, now)
+            elif u.is_final or heard >= self.barge.give_up_after_s:
+                intr.decided = True
+        if u.is_final:
+            self._finish_interruption(intr, u, words, now)
+
+    def _stop_for(self, intr: Interruption, now: float) -> None:
+        intr.decided = True
+        intr.stopped = True
+        self.stats['barge-in stops'] += 1
+        self.publish('speech/command', m.SpeechCommand(m.SpeechAction.CANCEL, '', stamp=now))
+
+    def _finish_interruption(self, intr: Interruption, u: m.Utterance, words, now: float) -> None:
+        self.interruption = None
+        if not intr.stopped:
+            self.stats['barge-in kept (backchannel)'] += 1
+            self.publish('speech/command', m.SpeechCommand(m.SpeechAction.UNDUCK, stamp=now))
+            return
+        if words.words == 0 and self.resume is not None:
+            # No words at all: a cough or a noise. Pick up where we were.
+            self.stats['false interruptions resumed'] += 1
+            self._resume_speech(self.resume, now)
+            self.resume = None
+            return
+        self.resume = None
+        if self.my_grant is not None:
+            self._release()
+
+    def _resume_speech(self, state: m.SpeechState, now: float) -> None:
+        text = state.text
+        cut = int(len(text) * max(0.0, min(state.progress, 1.0)))
+        starts = [i + 1 for i, ch in enumerate(text[:cut]) if ch in '.!?']
+        rest = text[(starts[-1] if starts else 0):].strip()
+        if not rest:
+            return self._release() if self.my_grant is not None else None
+        self.publish('speech/command', m.SpeechCommand(
+            m.SpeechAction.SAY, f'{state.speech_id}-resumed', rest, state.kind, True, state.in_reply_to,
+            state.reply_to_start, state.reply_to_end, stamp=now))
+
+    # --- timer ------------------------------------------------------------------------------
+    def tick(self) -> None:
+        now = self.now()
+        if self.my_grant is not None:
+            speaking = self.speech is not None and self.speech.speaking
+            # Renew while the grant lasts (speaking, or between a filler and the reply): a crashed
+            # robot stops renewing and loses the floor after lease_s.
+            if now - self.last_renew >= self.cfg.heartbeat_s:
+                self.last_renew = now
+                self.holder.lease_until = now + self.cfg.lease_s
+                self._send(FloorKind.RENEW, self.my_grant)
+            granted_at = self.holder.granted_at if self.holder else now
+            if not speaking and not self.spoke_since_grant and now - granted_at > 4.0:
+                self.stats['grants never spoken'] += 1
+                self._release()
+            elif not speaking and self.spoke_since_grant and self.interruption is None \
+                    and now - self.last_spoke_at > IDLE_RELEASE_S:
+                self.stats['released after idle'] += 1
+                self._release()   # the dialogue never reported its turn: don't hold the floor for ever
+        if self.interruption is not None and now - self.interruption.onset > 6.0:
+            self.interruption = None     # the final never came
+        self._grant_if_free()
+        # Forget old contests.
+        self.contests = [c for c in self.contests if now - c.created < 30.0]
+
+    def diagnostics(self):
+        d = super().diagnostics()
+        d['holder'] = self.holder.robot if self.holder else ''
+        d['queued turns'] = str(len(self.queue))
+        return d
