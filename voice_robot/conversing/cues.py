@@ -91,6 +91,8 @@ def find_names(tokens: list[str], names: dict[str, list[str]]) -> dict[str, list
     for i, tok in enumerate(tokens):
         if not tok[0].isalpha() or len(tok) < 2:
             continue
+        if tok.endswith("'s"):
+            tok = tok[:-2]
         best_robot, best = None, 0.0
         for robot, aliases in names.items():
             for alias in aliases:
@@ -104,6 +106,8 @@ def find_names(tokens: list[str], names: dict[str, list[str]]) -> dict[str, list
 
 def classify_name(tokens: list[str], i: int) -> tuple[float, float]:
     """(vocative, mention) strength of the name at token i."""
+    if tokens[i].endswith("'s"):
+        return 0.05, 0.9          # possessive: "Ada's answer"
     prev = tokens[i - 1] if i > 0 else None
     prev2 = tokens[i - 2] if i > 1 else None
     nxt = tokens[i + 1] if i + 1 < len(tokens) else None

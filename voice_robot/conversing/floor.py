@@ -260,7 +260,8 @@ class FloorStage(Stage):
                 self.stats['speech without floor cancelled'] += 1
                 self.publish('speech/command', m.SpeechCommand(m.SpeechAction.CANCEL, state.speech_id, stamp=now))
         if prev is not None and prev.speaking and not state.speaking and state.cancelled:
-            self.resume = prev
+            # The cancelled state carries how far the act got; the earlier one its text if this lacks it.
+            self.resume = state if state.text else prev
 
     def on_turn(self, turn: m.DialogueTurn) -> None:
         # The dialogue publishes our turn when the reply has been spoken: the floor is free again.

@@ -1,0 +1,52 @@
+"""Vocatives vs third-person mentions, group words and thinking aloud, on sentences people say."""
+import pytest
+
+from voice_robot.conversing.cues import name_similarity, text_cues
+
+NAMES = {'ada': ['ada'], 'bruno': ['bruno'], 'coco': ['coco']}
+
+
+@pytest.mark.parametrize('text, robot', [
+    ('Ada, what is the capital of France?', 'ada'),
+    ('Hey Bruno can you help me', 'bruno'),
+    ('Could I get the menu please, Ada?', 'ada'),
+    ('Excuse me Coco, where is the exit?', 'coco'),
+    ('Bruno what time is it', 'bruno'),            # ASR dropped the comma
+    ('Aida, could you call a taxi?', 'ada'),       # ASR misheard the name
+])
+def test_vocatives(text, robot):
+    cues = text_cues(text, NAMES)
+    assert cues.names[robot].vocative >= 0.75
+    assert cues.names[robot].mention < 0.5
+
+
+@pytest.mark.parametrize('text, robot', [
+    ('I think Ada got the weather wrong this morning.', 'ada'),
+    ('Yes, Bruno is usually better with the weather.', 'bruno'),
+    ('You should ask Coco about it.', 'coco'),
+    ("Ada's answer was strange.", 'ada'),
+])
+def test_third_person_mentions(text, robot):
+    cues = text_cues(text, NAMES)
+    assert cues.names[robot].mention >= 0.8
+    assert cues.names[robot].vocative < 0.3
+
+
+def test_group_words_and_pronouns():
+    assert text_cues('Can one of you help me find my keys?', NAMES).group == 1.0
+    assert text_cues('Does anyone know the wifi password?', NAMES).group == 1.0
+    assert text_cues("Let's ask him.", NAMES).third_person_pronoun == 1.0
+    assert text_cues('Do you want to go for a walk?', NAMES).group == 0.0
+
+
+def test_thinking_aloud_and_backchannels():
+    assert text_cues('Hmm, where did I put my badge.', NAMES).musing == 1.0
+    assert text_cues('Mm-hmm.', NAMES).backchannel_like == 1.0
+    assert text_cues('Sorry, stop. What time is it?', NAMES).backchannel_like == 0.0
+
+
+def test_names_sound_alike_but_unrelated_words_do_not():
+    assert name_similarity('bruneau', 'bruno') >= 0.8
+    assert name_similarity('data', 'ada') == 0.0
+    assert name_similarity('cocoa', 'coco') >= 0.8
+    assert name_similarity('and', 'ada') == 0.0

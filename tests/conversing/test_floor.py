@@ -1,0 +1,182 @@
+"""Distributed floor control between real FloorStages on one bus, driven by the messages they consume."""
+import pytest
+
+from voice_robot import messages as m
+from voice_robot.config.robots import RobotSpec
+from voice_robot.conversing.config import BargeInConfig, FloorConfig
+from voice_robot.conversing.floor import FloorStage
+from voice_robot.pipeline import InProcessBus, Stage
+
+ARRAY = {'layout': 'circular', 'channels': 4, 'radius_m': 0.032, 'height_m': 0.9}
+ROBOTS = [RobotSpec(name='ada', position_m=[2.0, 2.0], mic_array=ARRAY),
+          RobotSpec(name='bruno', position_m=[4.0, 2.0], yaw_deg=180, mic_array=ARRAY)]
+CANDS = ['ada', 'bruno', 'robots', 'others']
+
+
+class Driver(Stage):
+    """Publishes what addressee, hearing and speech output would publish (the floor's inputs)."""
+    name = 'driver'
+    outputs = ('/conversation/addressee', 'hearing/utterances', 'speech/state', '/conversation/turns')
+
+
+def setup(lease_s=1.5):
+    bus = InProcessBus(charge_compute=False)
+    floors = {r.name: bus.add(FloorStage(r, ROBOTS, FloorConfig(lease_s=lease_s), BargeInConfig()), r.ns)
+              for r in ROBOTS}
+    drivers = {r.name: bus.add(Driver(r.name), r.ns) for r in ROBOTS}
+    events, commands = [], []
+    bus.tap('/conversation/floor', lambda topic, ev, t: events.append((t, ev)))
+    for r in ROBOTS:
+        bus.tap(f'{r.ns}/speech/command', lambda topic, c, t, name=r.name: commands.append((t, name, c)))
+    return bus, floors, drivers, events, commands
+
+
+def estimate(robot, probs, fused, start=1.0, end=2.0, evidence=()):
+    p = dict(zip(CANDS, probs))
+    decision = max(p, key=p.get)
+    return m.AddresseeEstimate(f'{robot}/1', robot, CANDS, list(probs), decision, start, end,
+                               evidence=list(evidence), fused=fused)
+
+
+def publish_turn(bus, robot, probs_local, probs_fused, at, start=1.0, end=2.0, evidence=()):
+    bus.publish('/conversation/addressee', estimate(robot, probs_local, False, start, end, evidence), at=at)
+    bus.publish('/conversation/addressee', estimate(robot, probs_fused, True, start, end), at=at + 0.12)
+
+
+def grants(events):
+    return [ev.robot for _, ev in events if ev.kind == m.FloorKind.GRANT]
+
+
+def test_named_robot_and_only_it_takes_the_floor():
+    bus, floors, _, events, _ = setup()
+    fused = [0.1, 0.8, 0.05, 0.05]
+    publish_turn(bus, 'ada', [0.2, 0.6, 0.1, 0.1], fused, 2.3)
+    publish_turn(bus, 'bruno', [0.05, 0.9, 0.03, 0.02], fused, 2.3)
+    bus.run_until(3.0)
+    assert grants(events) == ['bruno']
+
+
+def test_group_request_goes_to_exactly_one_robot_by_claim_score():
+    bus, _, _, events, _ = setup()
+    fused = [0.1, 0.1, 0.7, 0.1]
+    looks_at_bruno = [m.CueEvidence('gaze', 'bruno', 0.8, 2.0)]
+    publish_turn(bus, 'ada', [0.1, 0.1, 0.7, 0.1], fused, 2.3, evidence=looks_at_bruno)
+    publish_turn(bus, 'bruno', [0.1, 0.1, 0.7, 0.1], fused, 2.3, evidence=looks_at_bruno)
+    bus.run_until(3.0)
+    assert grants(events) == ['bruno']
+    claims = {ev.robot: ev.score for _, ev in events if ev.kind == m.FloorKind.CLAIM}
+    assert claims['bruno'] > claims['ada']
+
+
+def test_nobody_answers_side_talk():
+    bus, _, _, events, _ = setup()
+    fused = [0.1, 0.1, 0.1, 0.7]
+    publish_turn(bus, 'ada', [0.3, 0.1, 0.1, 0.5], fused, 2.3)
+    publish_turn(bus, 'bruno', [0.1, 0.1, 0.1, 0.7], fused, 2.3)
+    bus.run_until(3.0)
+    assert grants(events) == []
+
+
+def test_addressed_robot_waits_while_another_speaks_then_takes_the_floor():
+    bus, floors, drivers, events, _ = setup()
+    fused_ada = [0.9, 0.05, 0.03, 0.02]
+    publish_turn(bus, 'ada', fused_ada, fused_ada, 2.3)
+    publish_turn(bus, 'bruno', fused_ada, fused_ada, 2.3)
+    bus.run_until(2.5)
+    bus.publish('/ada/speech/state', m.SpeechState('ada', True, 's1', started=2.6), at=2.6)
+    fused_bruno = [0.05, 0.9, 0.03, 0.02]
+    publish_turn(bus, 'ada', fused_bruno, fused_bruno, 3.0, start=2.7, end=3.4)
+    publish_turn(bus, 'bruno', fused_bruno, fused_bruno, 3.0, start=2.7, end=3.4)
+    bus.run_until(4.5)
+    assert grants(events) == ['ada']            # bruno waits: the floor is busy
+    bus.publish('/ada/speech/state', m.SpeechState('ada', False, 's1', stamp=4.6), at=4.6)
+    bus.publish('/conversation/turns', m.DialogueTurn('ada', 'v1', 'answer', 2.6, 4.6), at=4.6)
+    bus.run_until(5.0)
+    assert grants(events) == ['ada', 'bruno']
+    released = [t for t, ev in events if ev.kind == m.FloorKind.RELEASE and ev.robot == 'ada']
+    granted = [t for t, ev in events if ev.kind == m.FloorKind.GRANT and ev.robot == 'bruno']
+    assert released and granted and granted[0] >= released[0]
+
+
+def test_silent_holder_loses_the_floor_after_its_lease():
+    bus, floors, _, events, _ = setup(lease_s=1.0)
+    floors['ada'].holder = None
+    # ada takes the floor, then "crashes": its stage stops running (removed from the bus).
+    fused_ada = [0.9, 0.05, 0.03, 0.02]
+    publish_turn(bus, 'ada', fused_ada, fused_ada, 2.3)
+    publish_turn(bus, 'bruno', fused_ada, fused_ada, 2.3)
+    bus.run_until(2.6)
+    bus.lanes = [lane for lane in bus.lanes if lane.stage is not floors['ada']]
+    for subs in bus._subs.values():
+        subs[:] = [(lane, h) for lane, h in subs if lane.stage is not floors['ada']]
+    bus._queue = [item for item in bus._queue if item[2][1].stage is not floors['ada']]
+    fused_bruno = [0.05, 0.9, 0.03, 0.02]
+    publish_turn(bus, 'bruno', fused_bruno, fused_bruno, 2.7, start=2.5, end=2.6)
+    bus.run_until(3.3)
+    assert grants(events) == ['ada']
+    bus.run_until(5.0)
+    assert grants(events) == ['ada', 'bruno']
+    bruno_grant = [t for t, ev in events if ev.kind == m.FloorKind.GRANT and ev.robot == 'bruno'][0]
+    assert bruno_grant <= 2.55 + 1.0 + 0.1      # within the lease of ada's last renewal
+
+
+def test_racing_grants_leave_one_holder():
+    bus, floors, _, events, commands = setup()
+    # Two different turns decided at the same instant, each for a different robot.
+    for robot in ('ada', 'bruno'):
+        publish_turn(bus, robot, [0.9, 0.05, 0.03, 0.02], [0.9, 0.05, 0.03, 0.02], 2.3, start=1.0, end=2.0)
+        publish_turn(bus, robot, [0.05, 0.9, 0.03, 0.02], [0.05, 0.9, 0.03, 0.02], 2.3, start=5.0, end=6.0)
+    bus.run_until(3.0)
+    holders = {name: f.holder.robot if f.holder else None for name, f in floors.items()}
+    assert holders['ada'] == holders['bruno']
+    assert len(grants(events)) >= 1
+
+
+def speak(bus, at, robot='ada'):
+    bus.publish(f'/{robot}/speech/state', m.SpeechState(robot, True, 's1', text='Once upon a time. The sea was calm.',
+                                                        started=at, progress=0.3), at=at)
+
+
+def onset(bus, uid, start, heard, bc, final=False, text=''):
+    bus.publish('/ada/hearing/utterances', m.Utterance(uid, 'ada', start, start + heard, is_final=final,
+                                                        transcript=text, backchannel_probability=bc),
+                at=start + heard + 0.02)
+
+
+def actions(commands, robot='ada'):
+    return [c.action for _, r, c in commands if r == robot]
+
+
+def test_interruption_stops_the_robot_quickly():
+    bus, _, _, _, commands = setup()
+    speak(bus, 1.0)
+    onset(bus, 'ada/9', 3.0, 0.05, 0.3)
+    onset(bus, 'ada/9', 3.0, 0.18, 0.1)
+    bus.run_until(3.3)
+    cancel = [t for t, r, c in commands if c.action == m.SpeechAction.CANCEL]
+    assert m.SpeechAction.DUCK in actions(commands) and cancel
+    assert cancel[0] - 3.0 <= 0.25
+
+
+def test_backchannel_keeps_the_robot_talking():
+    bus, _, _, _, commands = setup()
+    speak(bus, 1.0)
+    onset(bus, 'ada/9', 3.0, 0.05, 0.5)
+    onset(bus, 'ada/9', 3.0, 0.18, 0.9)
+    onset(bus, 'ada/9', 3.0, 0.5, 0.95, final=True, text='Mm-hmm.')
+    bus.run_until(4.0)
+    assert m.SpeechAction.CANCEL not in actions(commands)
+    assert actions(commands)[-1] == m.SpeechAction.UNDUCK
+
+
+def test_a_cough_lets_the_robot_resume():
+    bus, _, _, _, commands = setup()
+    speak(bus, 1.0)
+    onset(bus, 'ada/9', 3.0, 0.18, 0.05)
+    bus.run_until(3.25)
+    bus.publish('/ada/speech/state', m.SpeechState('ada', False, 's1', text='Once upon a time. The sea was calm.',
+                                                    progress=0.6, cancelled=True, stamp=3.22), at=3.22)
+    onset(bus, 'ada/9', 3.0, 0.35, 0.1, final=True, text='')
+    bus.run_until(4.0)
+    says = [c for _, r, c in commands if c.action == m.SpeechAction.SAY]
+    assert says and says[0].text == 'The sea was calm.'
