@@ -92,7 +92,8 @@ def build_system(deployment: Deployment, bus: InProcessBus, policy: str = 'syste
     return stages
 
 
-def run_scenario(scenario: Scenario, system: SystemConfig | None = None, options: RunOptions | None = None) -> ScenarioRecord:
+def run_scenario(scenario: Scenario, system: SystemConfig | None = None, options: RunOptions | None = None,
+                 feature_sink: list | None = None) -> ScenarioRecord:
     from voice_robot.sim.world import Simulator
     options = options or RunOptions()
     deployment = deployment_for_scenario(scenario, system)
@@ -131,6 +132,9 @@ def run_scenario(scenario: Scenario, system: SystemConfig | None = None, options
     extra = {'stage_stats': {f'{lane.stage.name}[{lane.stage.robot}]': dict(lane.stage.stats) for lane in bus.lanes},
              'stage_busy_s': {f'{lane.stage.name}[{lane.stage.robot}]': round(lane.busy_total, 3) for lane in bus.lanes},
              'loop_wall_s': round(time.perf_counter() - t_loop, 3)}
+    if feature_sink is not None:
+        for lane in bus.lanes:
+            feature_sink.extend(getattr(lane.stage, 'features_log', []))
     bus.close()
     return ScenarioRecord(
         name=scenario.name, robots=[r.name for r in scenario.robots], humans=[h.name for h in scenario.humans],
