@@ -1,0 +1,23 @@
+"""ROS 2 node 'speech': the speech output stage (TTS, playback, cancel) for one robot."""
+from __future__ import annotations
+
+from voice_robot.acting.config import SpeechConfig
+from voice_robot.acting.playback import make_sink
+from voice_robot.acting.speech import SpeechOutputStage
+
+
+def build(deployment, robot: str, section: SpeechConfig, node=None) -> SpeechOutputStage:
+    spec = deployment.robot(robot)
+    config = section if section is not None else deployment.speech
+    sink = make_sink(spec.audio_out, config.sample_rate)
+    # On a robot the timer must keep running while a sentence is synthesised: never block it.
+    return SpeechOutputStage(spec, config, sink=sink, block_on_synthesis=False)
+
+
+def main(args=None) -> None:
+    from voice_robot.nodes.shell import run_stage_node
+    run_stage_node('speech', 'speech', build, args=args)
+
+
+if __name__ == '__main__':
+    main()
