@@ -17,6 +17,7 @@ from pathlib import Path
 from voice_robot import messages as m
 from voice_robot.config.deployment import Deployment, SystemConfig, deployment_for_scenario, load_system
 from voice_robot.eval import score as scoring
+from voice_robot.eval.adapt import robot_speech, truth_utterances
 from voice_robot.eval.records import ScenarioRecord, SystemDecision, SystemUtterance
 from voice_robot.nodes.robot import CORE_NODES, NodeSpec
 from voice_robot.pipeline import InProcessBus, resolve
@@ -138,7 +139,7 @@ def run_scenario(scenario: Scenario, system: SystemConfig | None = None, options
     bus.close()
     return ScenarioRecord(
         name=scenario.name, robots=[r.name for r in scenario.robots], humans=[h.name for h in scenario.humans],
-        duration_s=sim.t, utterances=truth.utterance_records(), speech=truth.robot_speech_records(),
+        duration_s=sim.t, utterances=truth_utterances(truth), speech=robot_speech(truth),
         system_utterances=rec.utterances, decisions=rec.decisions, wall_time_s=wall, render_wall_time_s=render_wall,
         extra=extra)
 

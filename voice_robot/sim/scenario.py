@@ -163,8 +163,9 @@ class Scenario(Section):
     # Project extension (optional): stage settings for this scenario, same schema as deployments.
     system: Optional[dict] = None
 
-    # Filled by load_scenario: where relative clip paths resolve.
+    # Filled by load_scenario: the file, and where relative clip paths resolve.
     _base_dir: Path = Path('.')
+    _path: Optional[Path] = None
 
     @property
     def utterances(self) -> list[UtteranceEvent]:
@@ -306,6 +307,7 @@ def scenario_from_loaded(loaded, path: Path | None) -> Scenario:
         raise ConfigError(path, '<top level>', 'a YAML mapping with format, name, room, robots, humans, events')
     sc = validate(Scenario, data, path, loaded)
     sc._base_dir = path.parent if path is not None else Path('.')
+    sc._path = path
     problems = _check_references(sc)
     if not problems:
         problems = _check_clips(sc)
