@@ -15,6 +15,10 @@ class DoaConfig(Section):
     grid_step_deg: float = Field(2.0, gt=0, le=30)
     block_s: float = Field(0.064, gt=0.01, le=1.0)     # audio per DOA estimate
     max_sources: int = Field(3, ge=1, le=8)
+    energy_margin_db: float = Field(6.0, ge=0)         # DOA only on blocks this far above the noise floor
+    context_blocks: int = Field(4, ge=1, le=8)         # blocks of STFT frames per DOA estimate
+    secondary_ratio: float = Field(0.6, gt=0, le=1)    # weaker peaks than this (relative) are not sources
+    min_separation_deg: float = Field(25.0, ge=0, le=180)
 
 
 class TrackingConfig(Section):
@@ -23,6 +27,9 @@ class TrackingConfig(Section):
     gate_deg: float = Field(20.0, gt=0, le=180)        # association gate
     process_noise_deg: float = Field(2.0, ge=0)        # per second
     measurement_noise_deg: float = Field(6.0, gt=0)
+    merge_deg: float = Field(12.0, ge=0, le=90)        # closer tracks are one talker
+    tentative_death_s: float = Field(0.4, gt=0)        # unconfirmed tracks die sooner
+    support_s: float = Field(0.4, gt=0)                # a talker is active while DOA supported this recently
 
 
 class BeamformerConfig(Section):
@@ -33,8 +40,12 @@ class BeamformerConfig(Section):
 class EchoConfig(Section):
     """Suppression of the robot's own voice and other robots' voices."""
     cancel_own: bool = True
-    filter_taps: int = Field(4, ge=1, le=64)           # STFT frames of echo path per bin
+    filter_taps: int = Field(8, ge=1, le=64)           # STFT frames (16 ms hops) of echo path per bin
     step: float = Field(0.5, gt=0, le=1.5)
+    postfilter: bool = True                            # residual echo suppression (one gain per bin)
+    reference_wait_s: float = Field(0.1, ge=0, le=1.0)  # hold mic audio this long for late speech/audio
+    own_echo_margin_db: float = Field(3.0)             # onset while own speech: must exceed the echo estimate by this
+    robot_tail_s: float = Field(0.4, ge=0)             # a robot's reverberation after it stops speaking
     robot_direction_gate_deg: float = Field(20.0, ge=0, le=180)
     robot_voice_similarity: float = Field(0.80, ge=0, le=1)
 
@@ -42,7 +53,8 @@ class EchoConfig(Section):
 class VadConfig(Section):
     backend: Literal['silero', 'webrtcvad', 'energy'] = 'silero'
     threshold: float = Field(0.5, ge=0, le=1)
-    min_speech_ms: float = Field(120.0, ge=0)
+    min_speech_ms: float = Field(120.0, ge=0)          # shorter segments are withdrawn (final with no text)
+    onset_ms: float = Field(64.0, ge=32)               # speech this long opens an utterance (first partial)
     min_silence_ms: float = Field(250.0, ge=0)        # VAD silence that closes a segment
     pad_ms: float = Field(120.0, ge=0)
     max_utterance_s: float = Field(20.0, gt=1)
@@ -52,6 +64,7 @@ class EmbedderConfig(Section):
     backend: Literal['resemblyzer', 'speechbrain'] = 'resemblyzer'
     model: Optional[str] = None                        # speechbrain: local dir or hub id
     device: str = 'cpu'
+    allow_download: bool = False                       # speechbrain hub ids: fetch weights (needs network)
 
 
 class DiarizationConfig(Section):
@@ -73,6 +86,10 @@ class AsrConfig(Section):
     api_key_env: str = 'OPENAI_API_KEY'
     base_url: Optional[str] = None
     timeout_s: float = Field(10.0, gt=0)
+    openai_partials: bool = False                      # partial results through the API cost a request each
+    allow_download: bool = False                       # sizes / hub ids not in the local cache
+    name_match_threshold: float = Field(0.75, ge=0, le=1)   # fuzzy matching of words to robot names
+    min_partial_audio_s: float = Field(0.5, ge=0)      # no ASR partial on less speech than this
 
 
 class HearingConfig(Section):
@@ -86,3 +103,6 @@ class HearingConfig(Section):
     diarization: DiarizationConfig = Field(default_factory=DiarizationConfig)
     asr: AsrConfig = Field(default_factory=AsrConfig)
     max_queue_frames: int = Field(50, ge=1)           # bounded input queue in the node
+    max_gap_s: float = Field(0.5, gt=0)               # longer gaps in audio/raw restart the stream
+    history_s: float = Field(1.0, ge=0.3, le=5.0)     # audio kept to beamform a new talker from its onset
+    identities_period_s: float = Field(1.0, gt=0)     # publish changed voices at most this often

@@ -1,0 +1,620 @@
+"""The hearing stage: microphone-array frames in, who speaks from where and what they said out.
+
+Per 16 ms hop (STFT with nfft 512 at 16 kHz): echo cancellation of the robot's own voice on every
+microphone; per ~64 ms block: DOA (only when the block stands out from the noise floor) and the
+multi-source tracker; per live track: a beam (MVDR or delay-and-sum, nulls toward the other talkers),
+VAD on the beam, endpointing. An utterance opens when a tracked talker's beam has ``onset_ms`` of
+speech (first partial at once: barge-in latency), gets a partial at 0.18 s with the early backchannel
+estimate, partials with text every ``asr.partial_interval_s``, and exactly one final after
+``vad.min_silence_ms`` of silence with transcript, voice id, end-of-turn and backchannel probabilities.
+
+Robot speech is never an utterance: the robot's own voice is cancelled and, while it plays, a
+segment whose level does not stand out from the expected residual echo is its own voice; a segment
+from the direction of a peer robot while that peer speaks is the peer's voice; at the final, a
+segment whose voice matches an enrolled robot voice while that robot spoke is withdrawn. Such
+segments are tagged with ``robot_name`` in ``audio/sources`` and counted ("robot speech suppressed").
+
+Models are loaded in the constructor (or shared through ``HearingModels`` when several robots run in
+one process). Bad input is dropped with a counted reason; every buffer is bounded.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from voice_robot import messages as m
+from voice_robot.config.robots import RobotSpec
+from voice_robot.hearing import turn_cues
+from voice_robot.hearing.asr import Recognizer, RobotNameMatcher, make_recognizer
+from voice_robot.hearing.audio import BadAudio, FrameAssembler, RingBuffer, StreamingStft, check_chunk, db, resample
+from voice_robot.hearing.beamforming import make_beamformer
+from voice_robot.hearing.config import HearingConfig
+from voice_robot.hearing.diarization import RobotVoices, VoiceRegistry
+from voice_robot.hearing.doa import DoaEstimator, NoiseFloor, wrap
+from voice_robot.hearing.echo import EchoCanceller, ReferenceBuffer
+from voice_robot.hearing.embedding import SpeakerEmbedder, make_embedder
+from voice_robot.hearing.segmenter import Endpointer, Segment, TalkerStream
+from voice_robot.hearing.tracking import SourceTracker, Track
+from voice_robot.hearing.vad import CHUNK, Vad, make_vad
+from voice_robot.pipeline import Stage
+
+EARLY_BACKCHANNEL_S = 0.18
+
+
+@dataclass
+class HearingModels:
+    """The heavy, stateless-per-call models; one set can serve several robots' stages."""
+    vad: Vad
+    embedder: SpeakerEmbedder | None
+    recognizer: Recognizer
+    robot_voices: RobotVoices | None
+
+    @classmethod
+    def load(cls, config: HearingConfig, robots: list[RobotSpec]) -> 'HearingModels':
+        names = [n for r in robots for n in r.names()]
+        vad = make_vad(config.vad.backend)
+        embedder = make_embedder(config.embedder)
+        recognizer = make_recognizer(config.asr, names)
+        voices = RobotVoices(embedder, config.sample_rate)
+        for r in robots:
+            voices.enrol(r.name, r.voice)
+        return cls(vad, embedder, recognizer, voices)
+
+
+@dataclass
+class RobotSpeaking:
+    speaking: bool = False
+    since: float = -math.inf
+    stopped: float = -math.inf
+
+
+class HearingStage(Stage):
+    name = 'hearing'
+    outputs = ('audio/sources', 'hearing/utterances', '/voices/identities')
+
+    def __init__(self, robot: RobotSpec, peers: list[RobotSpec], config: HearingConfig,
+                 models: HearingModels | None = None):
+        super().__init__(robot.name)
+        if config.sample_rate != 16000:
+            raise ValueError('the hearing stage runs at 16 kHz (silero VAD, Whisper and the embedders need it); '
+                             f'hearing.sample_rate is {config.sample_rate}')
+        self.spec = robot
+        self.peers = [p for p in peers if p.name != robot.name]
+        self.config = config
+        self.sample_rate = config.sample_rate
+        self.channels = robot.mic_array.channels
+        self.nfft = config.doa.nfft
+        self.hop = self.nfft // 2
+        self.hop_s = self.hop / self.sample_rate
+        self.block_hops = max(1, int(round(config.doa.block_s / self.hop_s)))
+        self.models = models or HearingModels.load(config, [robot] + self.peers)
+        positions = robot.mic_positions_base()
+        self._positions = positions
+        self.doa = DoaEstimator(positions, self.sample_rate, self.nfft, config.doa.algorithm,
+                                config.doa.freq_range_hz, config.doa.grid_step_deg, config.doa.max_sources,
+                                config.doa.secondary_ratio, config.doa.min_separation_deg)
+        t = config.tracking
+        self.tracker = SourceTracker(t.birth_blocks, t.death_s, t.gate_deg, t.process_noise_deg,
+                                     t.measurement_noise_deg, t.merge_deg, t.tentative_death_s,
+                                     self.block_hops * self.hop_s)
+        self.beamformer = make_beamformer(config.beamformer.kind, positions, self.sample_rate, self.nfft,
+                                          config.beamformer.diagonal_loading)
+        e = config.echo
+        self.echo = EchoCanceller(self.channels, self.nfft, e.filter_taps, e.step, e.postfilter)
+        self.reference = ReferenceBuffer(self.sample_rate)
+        self.registry = VoiceRegistry(robot.name, config.diarization.same_voice_threshold,
+                                      config.diarization.merge_threshold)
+        names = {n: r.name for r in [robot] + self.peers for n in r.names()}
+        self.name_matcher = RobotNameMatcher(names, config.asr.name_match_threshold)
+        self._peer_bearings = {p.name: robot.bearing_to(np.r_[p.array_center_map()[:2], 0.0]) for p in self.peers}
+        self._robot_state: dict[str, RobotSpeaking] = {p.name: RobotSpeaking() for p in self.peers}
+        self._assembler = FrameAssembler(self.hop, self.sample_rate, self.channels, config.max_gap_s)
+        self._stft = StreamingStft(self.nfft, self.channels)
+        self._pending_hops: deque = deque()
+        self._history = RingBuffer(max(self.block_hops * config.doa.context_blocks, int(config.history_s / self.hop_s)))
+        self._block_frames: list[np.ndarray] = []
+        self._block_echo = 0.0
+        self._block_error = 0.0
+        self._block_residual = 0.0
+        self._aec_running = False
+        self.noise_floor = NoiseFloor()
+        self.streams: dict[int, TalkerStream] = {}
+        self._utterance_count = 0
+        self._last_identities = -math.inf
+        self._band = self._band_mask(config.doa.freq_range_hz)
+        self.compute: Counter[str] = Counter()      # seconds of compute per part (diagnostics, bench)
+        self.suppressed: list[tuple[str, float, float]] = []     # (robot, start, end) of robot segments
+        self._latest_mic = -math.inf
+        self._leak_floor = 10 ** (-20 / 10)
+
+    # --- wiring ----------------------------------------------------------------------------------
+    def inputs(self):
+        handlers = {'audio/raw': self.on_audio, 'speech/audio': self.on_speech_audio,
+                    '/voices/identities': self.on_identity}
+        for p in self.peers:
+            handlers[f'{p.ns}/speech/state'] = self.on_peer_state
+        return handlers
+
+    def close(self) -> None:
+        for stream in list(self.streams.values()):
+            self._close_stream(stream, self._latest_mic if math.isfinite(self._latest_mic) else 0.0)
+        self.streams.clear()
+
+    def diagnostics(self) -> dict[str, str]:
+        out = super().diagnostics()
+        for k, v in sorted(self.compute.items()):
+            out[f'compute s: {k}'] = f'{v:.3f}'
+        out['tracks'] = str(len(self.tracker.tracks))
+        out['voices'] = str(len(self.registry.active()))
+        out['echo erle db'] = f'{self.echo.erle_db:.1f}'
+        return out
+
+    # --- inputs ----------------------------------------------------------------------------------
+    def on_speech_audio(self, chunk: m.AudioChunk) -> None:
+        if not isinstance(chunk, m.AudioChunk) or not isinstance(chunk.samples, np.ndarray):
+            return self.drop('bad speech/audio', f'expected AudioChunk, got {type(chunk).__name__}')
+        x = chunk.samples
+        if x.ndim == 2:
+            if x.shape[1] != 1:
+                return self.drop('bad speech/audio', f'own speech must be mono, got {x.shape[1]} channels')
+            x = x[:, 0]
+        if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)) or not math.isfinite(chunk.stamp):
+            return self.drop('bad speech/audio', 'empty, non-finite or badly shaped reference')
+        if chunk.sample_rate <= 0:
+            return self.drop('bad speech/audio', f'sample rate {chunk.sample_rate}')
+        if chunk.sample_rate != self.sample_rate:
+            x = resample(x, chunk.sample_rate, self.sample_rate)
+        self.reference.push(chunk.stamp, x)
+        self._drain_pending(force=False)
+
+    def on_peer_state(self, state: m.SpeechState) -> None:
+        if not isinstance(state, m.SpeechState) or state.robot not in self._robot_state:
+            return self.drop('bad speech/state', f'from unknown robot {getattr(state, "robot", None)!r}')
+        t = state.stamp if state.stamp and math.isfinite(state.stamp) else self.now()
+        rs = self._robot_state[state.robot]
+        if state.speaking and not rs.speaking:
+            rs.since = state.started if state.started and math.isfinite(state.started) else t
+        if not state.speaking and rs.speaking:
+            rs.stopped = t
+        rs.speaking = bool(state.speaking)
+
+    def on_identity(self, identity: m.VoiceIdentity) -> None:
+        if not isinstance(identity, m.VoiceIdentity):
+            return self.drop('bad voice identity', type(identity).__name__)
+        if identity.origin_robot == self.robot:
+            return
+        try:
+            changed = self.registry.merge_remote(identity, self.now())
+        except ValueError as exc:
+            return self.drop('bad voice identity', str(exc))
+        if changed:
+            self.stats['voice merges'] += 1
+            self._publish_identities(force=True)
+
+    def on_audio(self, chunk: m.AudioChunk) -> None:
+        started = time.perf_counter()
+        try:
+            samples = check_chunk(chunk, self.channels, self.sample_rate)
+            hops = self._assembler.push(float(chunk.stamp), samples, chunk.sequence or None)
+        except BadAudio as exc:
+            return self.drop(exc.reason, exc.detail)
+        finally:
+            self.compute['input'] += time.perf_counter() - started
+        if self._assembler.restarted:
+            self.stats['stream restarts'] += 1
+            self._restart(float(chunk.stamp))
+        if self._assembler.gap_filled_s:
+            self.stats['gap s filled'] = round(self._assembler.gap_filled_s, 3)
+        self._latest_mic = max(self._latest_mic, chunk.end)
+        for hop in hops:
+            if len(self._pending_hops) >= self.config.max_queue_frames * 4:
+                self._pending_hops.popleft()
+                self.drop('echo reference late', 'microphone audio waited too long for speech/audio')
+            self._pending_hops.append(hop)
+        self._drain_pending(force=False)
+
+    def _drain_pending(self, force: bool) -> None:
+        wait = self.config.echo.reference_wait_s if self.config.echo.cancel_own else 0.0
+        while self._pending_hops:
+            hop = self._pending_hops[0]
+            end = hop.stamp + self.hop_s
+            live = self.reference.last_end > hop.stamp - 1.0
+            if not force and wait > 0 and live and not self.reference.covers(end) \
+                    and self._latest_mic - end < wait:
+                return
+            self._pending_hops.popleft()
+            self._process_hop(hop.stamp, hop.samples)
+
+    def _restart(self, t: float) -> None:
+        self.close()
+        self._stft.reset()
+        self.tracker.reset()
+        self._history.clear()
+        self._block_frames.clear()
+        self._pending_hops.clear()
+        self.echo.reset_reference()
+
+    # --- per hop -----------------------------------------------------------------------------------
+    def _process_hop(self, stamp: float, samples: np.ndarray) -> None:
+        c = self.compute
+        t0 = time.perf_counter()
+        frame = self._stft.frame(samples)
+        frame_stamp = stamp          # the frame ends at stamp + hop_s; its second half is this hop
+        if self.config.echo.cancel_own and self.reference.last_end > stamp - 5.0:
+            if not self._aec_running:
+                self.echo.reset_reference()      # stale reference frames from the last speech act
+                self._aec_running = True
+            ref = self.reference.get(stamp, self.hop)
+            frame = self.echo.process(frame, ref)
+            self._block_echo += self.echo.echo_power * max(self.echo.leak, 0.01)
+            self._block_error += self.echo.residual_power
+        else:
+            self._aec_running = False
+        t1 = time.perf_counter()
+        c['echo'] += t1 - t0
+        self._history.append(frame_stamp, frame)
+        band_power = float(np.mean(np.abs(frame[:, self._band]) ** 2))
+        self._block_residual += band_power
+        self._block_frames.append(frame)
+        for stream in list(self.streams.values()):
+            self._feed_stream(stream, frame_stamp, frame)
+        c['streams'] += time.perf_counter() - t1
+        if len(self._block_frames) >= self.block_hops:
+            self._process_block(stamp + self.hop_s)
+
+    def _feed_stream(self, stream: TalkerStream, frame_stamp: float, frame: np.ndarray, replay: bool = False):
+        t0 = time.perf_counter()
+        beam = self.beamformer.apply(stream.weights, frame)
+        chunks = stream.push_frame(frame_stamp, beam)
+        t1 = time.perf_counter()
+        self.compute['beamforming'] += t1 - t0
+        for chunk_stamp, chunk in chunks:
+            tv = time.perf_counter()
+            p = stream.vad.process(chunk)
+            self.compute['vad'] += time.perf_counter() - tv
+            stream.last_probability = p
+            track = self.tracker.get(stream.track_id)
+            may_open = track is not None and self._may_open(track, chunk_stamp)
+            for ev in stream.endpointer.push(chunk_stamp, p, may_open):
+                if replay:
+                    continue      # replayed history only decides the state; events come live
+                if ev.kind == 'onset':
+                    self._open_segment(stream, track, ev.time)
+                else:
+                    self._close_segment(stream, ev.time, ev.forced)
+            if not replay and stream.segment is not None:
+                self._segment_progress(stream, chunk_stamp + CHUNK / self.sample_rate)
+
+    def _may_open(self, track: Track, t: float) -> bool:
+        return track.last_update >= t - self.config.tracking.support_s and \
+            track.hits >= min(self.config.tracking.birth_blocks, 2 if track.strength < 0.9 else 1)
+
+    # --- per block ---------------------------------------------------------------------------------
+    def _process_block(self, t: float) -> None:
+        cfg = self.config
+        frames = self._block_frames
+        self._block_frames = []
+        level = float(db(self._block_residual / len(frames)))
+        expected_residual = float(db(self._block_echo / len(frames))) if self._block_echo > 0 else -200.0
+        error_level = float(db(self._block_error / len(frames))) if self._block_error > 0 else -200.0
+        self._block_residual = self._block_echo = self._block_error = 0.0
+        floor = self.noise_floor.update(t, level)
+        own_active = self._own_speaking(t)
+        # While the robot talks, a block is talker evidence only if what the canceller leaves stands out
+        # from the echo residue it expects (leak * echo estimate); otherwise it is the robot's own voice.
+        echo_dominated = own_active and error_level < expected_residual + cfg.echo.own_echo_margin_db
+        self.last_block = {'t': t, 'level_db': level, 'floor_db': floor, 'error_db': error_level,
+                           'expected_residual_db': expected_residual, 'own_active': own_active,
+                           'echo_dominated': echo_dominated}
+        peaks = []
+        t0 = time.perf_counter()
+        if level > floor + cfg.doa.energy_margin_db:
+            context = [f for _, f in list(self._history.items)[-self.block_hops * cfg.doa.context_blocks:]]
+            try:
+                peaks = self.doa.estimate(np.stack(context, axis=2))
+            except ValueError as exc:
+                self.drop('doa failed', str(exc))
+        else:
+            for f in frames:
+                self.beamformer.observe_noise(f)
+        t1 = time.perf_counter()
+        self.compute['doa'] += t1 - t0
+        born_before = {tr.track_id for tr in self.tracker.tracks}
+        tracks = self.tracker.update(t, peaks, level)
+        supported = {tr.track_id for tr in self.tracker.assigned.values()} if peaks else set()
+        self.compute['tracking'] += time.perf_counter() - t1
+        live_ids = {tr.track_id for tr in tracks}
+        for track_id in list(self.streams):
+            if track_id not in live_ids:
+                self._close_stream(self.streams.pop(track_id), t)
+        for tr in tracks:
+            tr.robot_name = self._robot_for_direction(tr.azimuth, t)
+            if echo_dominated and tr.track_id in supported and not tr.robot_name:
+                tr.robot_name = self.robot
+        self._update_beams(tracks)
+        for tr in tracks:
+            if tr.track_id not in self.streams:
+                self._start_stream(tr, replay=tr.track_id not in born_before)
+            stream = self.streams[tr.track_id]
+            seg = stream.segment
+            if seg is not None:
+                if tr.track_id in supported:
+                    seg.azimuths.append(tr.azimuth)
+                    seg.weights.append(max(tr.strength, 0.1))
+                self._check_robot_segment(stream, tr, t, echo_dominated, supported)
+        self._overlaps()
+        self._publish_sources(t, tracks)
+        if self.now() - self._last_identities >= cfg.identities_period_s:
+            self._publish_identities()
+
+    def _update_beams(self, tracks: list[Track]) -> None:
+        t0 = time.perf_counter()
+        azimuths = {tr.track_id: tr.azimuth for tr in tracks}
+        active = [tr for tr in tracks if tr.last_update >= (self.tracker._last_t or 0) - self.config.tracking.support_s]
+        for tr in tracks:
+            stream = self.streams.get(tr.track_id)
+            others = [o.azimuth for o in active if o.track_id != tr.track_id
+                      and abs(wrap(o.azimuth - tr.azimuth)) > math.radians(self.config.doa.min_separation_deg)]
+            key = (round(azimuths[tr.track_id], 2), tuple(round(o, 2) for o in others))
+            if stream is None or stream.weights_azimuth == key:
+                continue
+            stream.weights, stream.weights_azimuth = self.beamformer.weights(tr.azimuth, others), key
+        self.compute['beamforming'] += time.perf_counter() - t0
+
+    def _start_stream(self, track: Track, replay: bool) -> None:
+        cfg = self.config
+        endpointer = Endpointer(cfg.vad.threshold, cfg.vad.onset_ms, cfg.vad.min_silence_ms, cfg.vad.max_utterance_s)
+        stream = TalkerStream(track.track_id, self.nfft, self.models.vad.stream(), endpointer, self.sample_rate,
+                              cfg.vad.max_utterance_s + cfg.history_s + 1.0)
+        others = [o.azimuth for o in self.tracker.tracks if o.track_id != track.track_id
+                  and abs(wrap(o.azimuth - track.azimuth)) > math.radians(cfg.doa.min_separation_deg)]
+        stream.weights = self.beamformer.weights(track.azimuth, others)
+        self.streams[track.track_id] = stream
+        if replay:
+            # Beamform the recent past toward the new talker so its onset is not lost to the DOA delay.
+            for frame_stamp, frame in list(self._history.items):
+                self._feed_stream(stream, frame_stamp, frame, replay=True)
+            if stream.endpointer.in_speech:
+                self._open_segment(stream, track, stream.endpointer.onset_time)
+
+    def _close_stream(self, stream: TalkerStream, t: float) -> None:
+        ev = stream.endpointer.force_end(t)
+        if stream.segment is not None:
+            self._close_segment(stream, ev.time if ev else t, True)
+
+    # --- robots ------------------------------------------------------------------------------------
+    def _own_speaking(self, t: float) -> bool:
+        tail = self.config.echo.robot_tail_s
+        return self.config.echo.cancel_own and self.reference.last_active >= t - tail - self.hop_s \
+            and float(np.max(np.abs(self.reference.get(t - tail - 0.2, int((tail + 0.2) * self.sample_rate))),
+                             initial=0.0)) > 1e-4
+
+    def _peer_speaking(self, name: str, t: float) -> bool:
+        rs = self._robot_state.get(name)
+        if rs is None:
+            return False
+        return rs.speaking or t - rs.stopped <= self.config.echo.robot_tail_s
+
+    def _robot_for_direction(self, azimuth: float, t: float) -> str:
+        gate = math.radians(self.config.echo.robot_direction_gate_deg)
+        best, best_d = '', gate
+        for name, bearing in self._peer_bearings.items():
+            d = abs(wrap(azimuth - bearing))
+            if d <= best_d and self._peer_speaking(name, t):
+                best, best_d = name, d
+        return best
+
+    def _check_robot_segment(self, stream: TalkerStream, track: Track, t: float, echo_dominated: bool,
+                             supported: set[int]) -> None:
+        """A robot segment whose robot went quiet but whose talker goes on is a person: hand over."""
+        seg = stream.segment
+        if not seg.robot_name:
+            return
+        still = (seg.robot_name == self.robot and self._own_speaking(t)) or \
+                (seg.robot_name != self.robot and self._peer_speaking(seg.robot_name, t)
+                 and track.robot_name == seg.robot_name)
+        human_now = track.track_id in supported and not track.robot_name and not echo_dominated
+        seg.human_blocks = seg.human_blocks + 1 if human_now else 0
+        if not still or seg.human_blocks >= 2:
+            self._close_segment(stream, t, True, quiet=True)
+            stream.endpointer.force_end(t)
+            stream.endpointer.run = 0
+
+    # --- segments ----------------------------------------------------------------------------------
+    def _open_segment(self, stream: TalkerStream, track: Track | None, start: float) -> None:
+        if stream.segment is not None:
+            return
+        self._utterance_count += 1
+        seg = Segment(f'{self.robot}/{self._utterance_count}', stream.track_id, start)
+        if track is not None:
+            seg.azimuths.append(track.azimuth)
+            seg.weights.append(max(track.strength, 0.1))
+            seg.robot_name = track.robot_name
+        seg.next_asr_at = start + max(self.config.asr.min_partial_audio_s, self.config.asr.partial_interval_s)
+        stream.segment = seg
+        if seg.robot_name:
+            self.stats['robot speech suppressed'] += 1
+            self.stats[f'robot speech suppressed: {seg.robot_name}'] += 1
+            return
+        self.stats['utterances opened'] += 1
+        self._publish_utterance(stream, seg, end=stream.latest, final=False)
+
+    def _segment_progress(self, stream: TalkerStream, t: float) -> None:
+        seg = stream.segment
+        if seg.robot_name:
+            return
+        cfg = self.config
+        if not seg.early_done and t - seg.start >= EARLY_BACKCHANNEL_S:
+            seg.early_done = True
+            t0 = time.perf_counter()
+            audio = stream.audio(seg.start - 0.02, seg.start + EARLY_BACKCHANNEL_S)
+            seg.backchannel_early = turn_cues.backchannel_probability_early(audio, self.sample_rate)
+            self.compute['turn cues'] += time.perf_counter() - t0
+            self._publish_utterance(stream, seg, end=t, final=False)
+            return
+        if t >= seg.next_asr_at and cfg.asr.backend != 'none':
+            seg.next_asr_at = t + cfg.asr.partial_interval_s
+            audio = stream.audio(seg.start - cfg.vad.pad_ms / 1000.0, t)
+            t0 = time.perf_counter()
+            try:
+                result = self.models.recognizer.transcribe(audio, final=False)
+            except Exception as exc:     # a failing recogniser must not stop hearing
+                self.stats['asr errors'] += 1
+                self.drop('asr failed', f'{type(exc).__name__}: {exc}')
+                return
+            self.compute['asr'] += time.perf_counter() - t0
+            if result.text:
+                seg.transcript, _ = self.name_matcher.correct(result.text)
+                self._publish_utterance(stream, seg, end=t, final=False)
+
+    def _close_segment(self, stream: TalkerStream, end: float, forced: bool, quiet: bool = False) -> None:
+        seg = stream.segment
+        if seg is None:
+            return
+        stream.segment = None
+        cfg = self.config
+        if seg.robot_name:
+            self.suppressed.append((seg.robot_name, seg.start, end))
+            del self.suppressed[:-100]
+            return
+        duration = end - seg.start
+        if duration * 1000.0 < cfg.vad.min_speech_ms:
+            self.stats['utterances withdrawn (too short)'] += 1
+            self._publish_final(stream, seg, end, text='', confidence=0.0, voice_id='', eot=0.0, bc=0.0)
+            return
+        pad = cfg.vad.pad_ms / 1000.0
+        audio = stream.audio(seg.start - pad, end + pad)
+        speech = stream.audio(seg.start, end)
+        voice_id, robot_voice = self._identify(stream, seg, speech, end)
+        if robot_voice:
+            self.stats['robot speech suppressed'] += 1
+            self.stats[f'robot speech suppressed: {robot_voice}'] += 1
+            self.stats['robot speech suppressed late (by voice)'] += 1
+            self._publish_final(stream, seg, end, text='', confidence=0.0, voice_id='', eot=0.0, bc=0.0)
+            return
+        t0 = time.perf_counter()
+        text, confidence = '', 0.0
+        if cfg.asr.backend != 'none':
+            try:
+                result = self.models.recognizer.transcribe(audio, final=True)
+                text, _ = self.name_matcher.correct(result.text)
+                confidence = result.confidence
+            except Exception as exc:
+                self.stats['asr errors'] += 1
+                self.drop('asr failed', f'{type(exc).__name__}: {exc}')
+        t1 = time.perf_counter()
+        self.compute['asr'] += t1 - t0
+        eot = turn_cues.end_of_turn_probability(text, speech, self.sample_rate)
+        bc = turn_cues.backchannel_probability(text, duration, early=seg.backchannel_early if seg.early_done else None,
+                                               audio=None if seg.early_done else speech)
+        self.compute['turn cues'] += time.perf_counter() - t1
+        if not text and cfg.asr.backend != 'none':
+            confidence = 0.0
+        self.stats['utterances final'] += 1
+        self._publish_final(stream, seg, end, text, confidence, voice_id, eot, bc)
+
+    def _identify(self, stream: TalkerStream, seg: Segment, speech: np.ndarray, end: float) -> tuple[str, str]:
+        """(voice id, robot name if the voice is a robot's that was speaking)."""
+        cfg = self.config
+        emb = None
+        t0 = time.perf_counter()
+        if self.models.embedder is not None and speech.size >= self.models.embedder.min_samples:
+            try:
+                emb = self.models.embedder.embed(speech)
+            except (ValueError, RuntimeError) as exc:
+                self.drop('embedding failed', str(exc))
+        self.compute['embedding'] += time.perf_counter() - t0
+        if emb is None:
+            return self.registry.canonical(stream.voice_id) if stream.voice_id else '', ''
+        if self.models.robot_voices is not None:
+            for robot, sim in self.models.robot_voices.similarity(emb).items():
+                speaking = self._own_speaking(end) if robot == self.robot else self._peer_speaking(robot, end)
+                if sim >= cfg.echo.robot_voice_similarity and speaking:
+                    return '', robot
+        duration = speech.size / self.sample_rate
+        overlapped = seg.overlapped_s > 0.3 * duration
+        if duration < cfg.diarization.min_audio_s or overlapped:
+            if stream.voice_id:
+                return self.registry.canonical(stream.voice_id), ''
+            best, score = self.registry.best_match(emb) if self.registry.active() else ('', -1.0)
+            if best and score >= cfg.diarization.same_voice_threshold:
+                return self.registry.canonical(best), ''
+            if overlapped and duration < cfg.diarization.min_audio_s:
+                return '', ''
+        voice_id, _ = self.registry.assign(emb, self.now(), hint=stream.voice_id, learn=not overlapped)
+        stream.voice_id = voice_id
+        return voice_id, ''
+
+    def _overlaps(self) -> None:
+        open_segments = [s.segment for s in self.streams.values() if s.segment is not None and not s.segment.robot_name]
+        if len(open_segments) > 1:
+            for seg in open_segments:
+                seg.overlapped_s += self.block_hops * self.hop_s
+
+    # --- publishing ---------------------------------------------------------------------------------
+    def _azimuth(self, seg: Segment) -> tuple[float, float]:
+        if not seg.azimuths:
+            return 0.0, math.pi
+        a = np.asarray(seg.azimuths)
+        w = np.asarray(seg.weights)
+        c, s = float(np.sum(w * np.cos(a))), float(np.sum(w * np.sin(a)))
+        r = math.hypot(c, s) / float(np.sum(w))
+        std = math.sqrt(max(0.0, -2.0 * math.log(max(r, 1e-9))))
+        track = self.tracker.get(seg.track_id)
+        if track is not None:
+            std = max(std / math.sqrt(len(a)), track.azimuth_std)
+        return math.atan2(s, c), std
+
+    def _publish_utterance(self, stream: TalkerStream, seg: Segment, end: float, final: bool) -> None:
+        az, std = self._azimuth(seg)
+        seg.partials += 1
+        seg.published = True
+        eot = turn_cues.end_of_turn_probability(seg.transcript) if seg.transcript else 0.0
+        if seg.early_done:
+            bc = turn_cues.backchannel_probability(seg.transcript, end - seg.start, early=seg.backchannel_early)
+        else:
+            bc = 0.0
+        self.publish('hearing/utterances', m.Utterance(
+            utterance_id=seg.utterance_id, robot=self.robot, start=seg.start, end=max(end, seg.start),
+            voice_id=self.registry.canonical(stream.voice_id) if stream.voice_id else '',
+            azimuth=az, azimuth_std=std, transcript=seg.transcript, is_final=False, confidence=0.0,
+            end_of_turn_probability=eot, backchannel_probability=bc, stamp=self.now()))
+
+    def _publish_final(self, stream, seg, end, text, confidence, voice_id, eot, bc) -> None:
+        az, std = self._azimuth(seg)
+        self.publish('hearing/utterances', m.Utterance(
+            utterance_id=seg.utterance_id, robot=self.robot, start=seg.start, end=max(end, seg.start),
+            voice_id=voice_id, azimuth=az, azimuth_std=std, transcript=text, is_final=True,
+            confidence=float(confidence), end_of_turn_probability=float(eot), backchannel_probability=float(bc),
+            stamp=self.now()))
+        self._publish_identities()
+
+    def _publish_sources(self, t: float, tracks: list[Track]) -> None:
+        sources = []
+        for tr in tracks:
+            if not tr.confirmed:
+                continue
+            stream = self.streams.get(tr.track_id)
+            seg = stream.segment if stream is not None else None
+            sources.append(m.SoundSource(
+                track_id=tr.track_id, azimuth=tr.azimuth, azimuth_std=tr.azimuth_std, energy_db=tr.energy_db,
+                speech_probability=stream.last_probability if stream is not None else 0.0,
+                robot_name=(seg.robot_name if seg is not None and seg.robot_name else tr.robot_name)))
+        self.publish('audio/sources', m.SoundSources(stamp=t, robot=self.robot, sources=sources))
+
+    def _publish_identities(self, force: bool = False) -> None:
+        now = self.now()
+        if not force and now - self._last_identities < self.config.identities_period_s:
+            return
+        self._last_identities = now
+        for identity in self.registry.to_publish(now):
+            self.publish('/voices/identities', identity)
+
+    # --- helpers ------------------------------------------------------------------------------------
+    def _band_mask(self, freq_range) -> np.ndarray:
+        freqs = np.arange(self.nfft // 2 + 1) * self.sample_rate / self.nfft
+        return (freqs >= freq_range[0]) & (freqs <= freq_range[1])
