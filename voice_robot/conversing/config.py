@@ -55,6 +55,8 @@ class DialogueConfig(Section):
     persona: str = 'You are {name}, a friendly robot in a room with several people and robots. Answer briefly.'
     memory_turns: int = Field(20, ge=1)
     allowed_gestures: list[str] = Field(default_factory=lambda: ['nod', 'shake', 'wave', 'point', 'tilt'])
+    poll_period_s: float = Field(0.02, gt=0, le=0.5)   # how often a streaming reply is polled for sentences
+    gesture_duration_s: float = Field(1.0, gt=0)       # duration asked for a gesture (motion clamps it)
 
 
 class ConversingConfig(Section):

@@ -10,8 +10,9 @@ def build(deployment, robot: str, section: SpeechConfig, node=None) -> SpeechOut
     spec = deployment.robot(robot)
     config = section if section is not None else deployment.speech
     sink = make_sink(spec.audio_out, config.sample_rate)
-    # On a robot the timer must keep running while a sentence is synthesised: never block it.
-    return SpeechOutputStage(spec, config, sink=sink, block_on_synthesis=False)
+    # In a ROS node (node given) the timer must keep running while a sentence is synthesised; in the
+    # eval (no node) waiting for synthesis is how its time is charged to the simulated clock.
+    return SpeechOutputStage(spec, config, sink=sink, block_on_synthesis=node is None)
 
 
 def main(args=None) -> None:
