@@ -33,13 +33,7 @@ class UtteranceTruth:
     interrupts: bool = False
     backchannel: bool = False
     clip: str = ''
-
-    @property
-    def addressee_class(self) -> str:
-        """The scoring class: a robot name, 'robots', or 'others' (humans or nobody)."""
-        if isinstance(self.to, list) or self.to == 'none':
-            return 'others'
-        return self.to
+    addressee_class: str = ''          # scoring class: a robot name, 'robots', or 'others' (humans, nobody)
 
 
 @dataclass

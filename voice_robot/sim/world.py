@@ -300,6 +300,7 @@ class Simulator:
             if u.responder_of:
                 found = responses.get(u.responder_of, [])
                 u.to = found[0].robot if found else 'robots'
+            u.addressee_class = self._addressee_class(u.to)
         truth.face_tracks = [track for camera in self._cameras.values() for track in camera.tracks]
         truth.stats = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in sorted(self.stats.items())}
         return truth
@@ -443,7 +444,7 @@ class Simulator:
             self._truth.utterances.append(UtteranceTruth(
                 id=ev.id, speaker=spec.speaker, text=spec.say or '', start=t, end=ev.end, to=to, to_spec=to_spec,
                 responder_of=responder_of, gaze=gaze, interrupts=spec.interrupts, backchannel=spec.backchannel,
-                clip=spec.clip or ''))
+                clip=spec.clip or '', addressee_class=self._addressee_class(to)))
             self._attribution_dirty = True
         else:
             look = ev.spec.look
@@ -458,6 +459,11 @@ class Simulator:
         if isinstance(to, list):
             return list(to), ''
         return to, ''
+
+    def _addressee_class(self, to) -> str:
+        if isinstance(to, str) and (to in self._robots or to == 'robots'):
+            return to
+        return 'others'
 
     def _turn_head(self, human: str, t: float, target, source: str) -> float:
         head = self._heads[human]
