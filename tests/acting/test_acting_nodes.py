@@ -25,9 +25,9 @@ def test_build_makes_the_stages_from_the_deployment(deployment):
     speech = speech_node.build(deployment=deployment, robot='ada', section=deployment.speech)
     assert isinstance(speech, SpeechOutputStage)
     assert speech.voice == deployment.robot('ada').voice and speech.sink is None
-    assert speech.block_on_synthesis            # eval: synthesis waits are charged to simulated time
+    assert speech.synthesis_wait == 'tick'      # eval: synthesis waits are charged to simulated time
     in_node = speech_node.build(deployment=deployment, robot='ada', section=deployment.speech, node=object())
-    assert not in_node.block_on_synthesis       # a ROS node's timer never blocks
+    assert in_node.synthesis_wait == 'none'     # a ROS node's timer never blocks
     motion = motion_node.build(deployment=deployment, robot='bruno', section=deployment.motion)
     assert isinstance(motion, MotionStage) and motion.robot == 'bruno'
     with pytest.raises(KeyError):

@@ -26,7 +26,8 @@ class Rig:
 
     def __init__(self, config: SpeechConfig | None = None, voice: str | None = VOICE, sink=None):
         self.config = config or SpeechConfig(chunk_ms=CHUNK_S * 1000)
-        self.stage = SpeechOutputStage(robot(voice), self.config, sink=sink)
+        # 'full' waits make playback independent of this machine's speed (charge_compute is off).
+        self.stage = SpeechOutputStage(robot(voice), self.config, sink=sink, synthesis_wait='full')
         self.bus = InProcessBus(charge_compute=False)
         self.bus.add(self.stage, '/ada')
         self.audio: list[m.AudioChunk] = []
@@ -295,3 +296,28 @@ def test_long_sentences_are_cut_at_clauses():
     parts = segments(text, 60)
     assert ' '.join(parts) == text and len(parts) >= 3 and all(len(p) <= 60 for p in parts[:-1])
     assert segments('Hello there. How are you?') == ['Hello there.', 'How are you?']
+
+
+def test_with_compute_charged_a_cancel_during_synthesis_still_stops_within_one_chunk(tmp_path, monkeypatch):
+    # The eval's mode: synthesis (piper, slower than a chunk) costs simulated time, one chunk per tick,
+    # so a CANCEL that arrives while the first sentence is synthesised is handled before anything plays.
+    monkeypatch.setenv('VOICE_ROBOT_CACHE', str(tmp_path))       # nothing cached: real synthesis time
+    config = SpeechConfig(chunk_ms=CHUNK_S * 1000)
+    stage = SpeechOutputStage(robot('piper:joe'), config)          # synthesis_wait='tick', as build() makes it
+    bus = InProcessBus(charge_compute=True)
+    bus.add(stage, '/ada')
+    audio, states = [], []
+    bus.tap('/ada/speech/audio', lambda topic, msg, t: audio.append(msg))
+    bus.tap('/ada/speech/state', lambda topic, msg, t: states.append(msg))
+    text = ('This is a long first sentence for the piper voice, long enough that synthesising it takes '
+            'clearly longer than one audio chunk on any machine.')
+    bus.publish('/ada/speech/command', m.SpeechCommand(m.SpeechAction.SAY, 's1', text), at=1.0)
+    bus.publish('/ada/speech/command', m.SpeechCommand(m.SpeechAction.CANCEL, 's1'), at=1.05)
+    bus.publish('/ada/speech/command', m.SpeechCommand(m.SpeechAction.SAY, 's2', 'Short.'), at=3.0)
+    bus.run_until(8.0)
+    bus.close()
+    assert all(chunk.end <= 1.05 + CHUNK_S + 1e-9 for chunk in audio if chunk.stamp < 3.0)
+    cancelled = [s for s in states if s.speech_id == 's1' and s.cancelled]
+    assert len(cancelled) == 1
+    later = [chunk for chunk in audio if chunk.stamp >= 3.0]
+    assert later and later[0].stamp > 3.0             # the synthesis time of 's2' was charged before it played

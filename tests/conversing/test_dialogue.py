@@ -25,7 +25,7 @@ class Rig:
     """Ada's dialogue and speech output on one bus; everything published is recorded."""
 
     def __init__(self, config: DialogueConfig | None = None, llm=None, with_speech: bool = True,
-                 charge_compute: bool = False):
+                 charge_compute: bool = False, speech_config: SpeechConfig | None = None):
         self.ada, self.bruno = robots()
         self.config = config or DialogueConfig()
         self.bus = InProcessBus(charge_compute=charge_compute)
@@ -33,7 +33,9 @@ class Rig:
         self.bus.add(self.dialogue, '/ada')
         self.speech = None
         if with_speech:
-            self.speech = SpeechOutputStage(self.ada, SpeechConfig())
+            # Without compute charging, 'full' synthesis waits keep the timeline independent of this machine.
+            self.speech = SpeechOutputStage(self.ada, speech_config or SpeechConfig(),
+                                            synthesis_wait='tick' if charge_compute else 'full')
             self.bus.add(self.speech, '/ada')
         self.log: list[tuple[float, str, object]] = []
         self.bus.tap_all(lambda topic, msg, t: self.log.append((t, topic, msg)) if topic != '/ada/speech/audio'

@@ -11,6 +11,7 @@ from fake_openai import FakeOpenAi, Status, Stream  # noqa: E402
 from test_dialogue import Rig  # noqa: E402
 
 from voice_robot import messages as m  # noqa: E402
+from voice_robot.acting.config import SpeechConfig  # noqa: E402
 from voice_robot.conversing.config import DialogueConfig  # noqa: E402
 from voice_robot.conversing.llm import FALLBACK_SENTENCE  # noqa: E402
 
@@ -109,5 +110,22 @@ def test_a_server_error_is_answered_with_the_fallback_sentence(server):
         assert rig.commands()[0][1].text == FALLBACK_SENTENCE
         assert rig.turns()[0].text == FALLBACK_SENTENCE
         assert rig.dialogue.diagnostics()['llm failed: server error (500)'] == '1'
+    finally:
+        rig.close()
+
+
+def test_a_long_pause_in_the_stream_splits_the_reply_into_two_acts_and_one_turn(server):
+    server.script(Stream(['First part.', ' Second part.'], token_delay_s=2.0))
+    rig = Rig(config(server), charge_compute=True, speech_config=SpeechConfig(max_gap_s=0.5))
+    try:
+        rig.utterance(1.0, 'ada-u1', 0.2, 0.9, 'Ada, say two things.')
+        rig.grant(1.1, 'ada-u1', 0.2, 0.9)
+        assert wait_for(rig, lambda: rig.turns(), 30.0)
+        says = [c for _, c in rig.commands() if c.action == m.SpeechAction.SAY]
+        assert [c.text for c in says] == ['First part.', 'Second part.']
+        assert says[0].speech_id != says[1].speech_id and says[1].in_reply_to == 'ada-u1'
+        [turn] = rig.turns()
+        assert turn.text == 'First part. Second part.' and turn.utterance_id == says[0].speech_id
+        assert rig.dialogue.stats['reply acts ended waiting for the model'] == 1
     finally:
         rig.close()

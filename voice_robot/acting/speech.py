@@ -13,10 +13,15 @@ act ends when its audio has been played and its final sentence was announced (``
 waited ``max_gap_s`` for a next sentence. TTS failures are counted and skip the sentence; an act that
 spoke nothing still reports its end.
 
-Time: in the eval every handler's compute time is charged to simulated time. With
-``block_on_synthesis`` (the default) a tick that needs a sentence still being synthesised waits for it,
-so synthesis that is not hidden behind playback costs simulated time exactly as it costs real time.
-A ROS node passes False: its timer keeps running and the robot is simply silent until the audio is ready.
+Time: in the eval every handler's compute time is charged to simulated time, so how a tick waits for a
+sentence still being synthesised decides what that synthesis costs in simulated time (``synthesis_wait``):
+
+* ``'tick'`` (the default, the eval): wait at most one chunk of wall time per tick, then let the tick
+  end. Synthesis not hidden behind playback costs about as much simulated time as real time, and a
+  CANCEL arriving meanwhile is handled before the next chunk is played.
+* ``'full'``: wait until the sentence is ready. Deterministic with ``charge_compute=False`` (tests).
+* ``'none'``: never wait (a ROS node: its timer keeps running and the robot is silent until the audio is
+  ready).
 """
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ from voice_robot.pipeline import Stage
 
 # Speaking rate used to estimate the length of sentences not yet synthesised (progress only).
 SECONDS_PER_CHAR = 0.065
+SYNTHESIS_WAITS = ('tick', 'full', 'none')
 _CLAUSE = re.compile(r'(?<=[,;:])\s+')
 _SENTENCE = re.compile(r'(?<=[.!?])\s+(?=[A-Z0-9"\'(])')
 
@@ -70,6 +76,7 @@ class Segment:
     future: Future | None = None
     audio: np.ndarray | None = None
     voice: str = ''
+    submitted: float = 0.0          # stage time the synthesis was asked for
 
 
 @dataclass
@@ -109,12 +116,15 @@ class SpeechOutputStage(Stage):
     outputs = ('speech/audio', 'speech/state')
 
     def __init__(self, robot: RobotSpec, config: SpeechConfig, sink: AudioSink | None = None,
-                 block_on_synthesis: bool = True):
+                 synthesis_wait: str = 'tick'):
         super().__init__(robot.name)
         self.spec = robot
         self.config = config
         self.sink = sink
-        self.block_on_synthesis = block_on_synthesis
+        if synthesis_wait not in SYNTHESIS_WAITS:
+            raise ValueError(f'synthesis_wait must be one of {", ".join(SYNTHESIS_WAITS)}, got {synthesis_wait!r}')
+        self.synthesis_wait = synthesis_wait
+        self._wait_budget = 0.0
         self.sample_rate = int(config.sample_rate)
         self.chunk_samples = max(1, int(round(self.sample_rate * config.chunk_ms / 1000.0)))
         self.voice = robot.voice or config.default_voice
@@ -241,7 +251,7 @@ class SpeechOutputStage(Stage):
             if act.segments_total >= self.config.max_sentences_per_act:
                 self.drop('too many sentences', act.speech_id)
                 return
-            segment = Segment(piece, voice=act.voice)
+            segment = Segment(piece, voice=act.voice, submitted=self.now())
             segment.future = self._submit(piece, act.voice)
             act.pending.append(segment)
             act.segments_total += 1
@@ -291,6 +301,7 @@ class SpeechOutputStage(Stage):
 
     # --- playback ----------------------------------------------------------------------------
     def tick(self) -> None:
+        self._wait_budget = self.config.chunk_ms / 1000.0     # seconds this tick may block on TTS
         act = self._act or self._start_next()
         while act is not None:
             samples = self._take(act, self.chunk_samples)
@@ -329,7 +340,7 @@ class SpeechOutputStage(Stage):
                     act.current = None
                 if not act.pending:
                     break
-                if not self._ready(act.pending[0], wait=True):
+                if not self._ready(act.pending[0]):
                     break
                 segment = act.pending.popleft()
                 if segment.audio is None or segment.audio.size == 0:
@@ -346,26 +357,33 @@ class SpeechOutputStage(Stage):
             samples = np.concatenate([samples, np.zeros(n - have, dtype=np.float32)])
         return samples
 
-    def _ready(self, segment: Segment, wait: bool) -> bool:
+    def _ready(self, segment: Segment) -> bool:
         """Whether the segment's audio (or its failure) is known; collects it."""
         future = segment.future
         if future is None:
             return True
+        timeout = self.config.synthesis_timeout_s
         if not future.done():
-            if not (wait and self.block_on_synthesis):
-                return False
+            if self.synthesis_wait != 'full':
+                if self.now() - segment.submitted > timeout:
+                    return self._give_up(segment)
+                if self.synthesis_wait == 'none' or self._wait_budget <= 0:
+                    return False
+                budget, self._wait_budget = self._wait_budget, 0.0     # one wait per tick
+                try:
+                    future.result(timeout=budget)
+                except FutureTimeout:
+                    return False
+                except Exception:   # a failure is collected below
+                    pass
         try:
-            audio = future.result(timeout=self.config.synthesis_timeout_s)
+            audio = future.result(timeout=timeout)
             segment.audio = np.asarray(audio, dtype=np.float32).reshape(-1)
             if not np.all(np.isfinite(segment.audio)):
                 segment.audio = np.nan_to_num(segment.audio, nan=0.0, posinf=0.0, neginf=0.0)
                 self.stats['tts non-finite samples'] += 1
         except FutureTimeout:
-            future.cancel()
-            segment.audio = None
-            self.stats['tts timeouts'] += 1
-            self._logger.warning(f'speech[{self.robot}]: synthesis of a sentence took longer than '
-                                 f'{self.config.synthesis_timeout_s} s; skipped')
+            return self._give_up(segment)
         except CancelledError:
             segment.audio = None
         except Exception as exc:   # any engine failure: speak nothing for this sentence, keep going
@@ -373,6 +391,14 @@ class SpeechOutputStage(Stage):
             self.stats['tts errors'] += 1
             self._logger.warning(f'speech[{self.robot}]: TTS failed for voice {segment.voice!r}: {exc}')
         segment.future = None
+        return True
+
+    def _give_up(self, segment: Segment) -> bool:
+        segment.future.cancel()
+        segment.future, segment.audio = None, None
+        self.stats['tts timeouts'] += 1
+        self._logger.warning(f'speech[{self.robot}]: synthesis of a sentence took longer than '
+                             f'{self.config.synthesis_timeout_s} s; skipped')
         return True
 
     def _play(self, act: Act, samples: np.ndarray, now: float) -> None:

@@ -73,9 +73,9 @@ class DialogueStage(Stage):
 
     def __init__(self, robot: RobotSpec, robots: list[RobotSpec], config: DialogueConfig,
                  llm: ChatBackend | None = None, pace_llm: bool = True):
-        """``pace_llm``: while a granted reply waits for a remote model, each poll blocks up to one poll
-        period of wall time, so that in the eval waiting for the network costs simulated time. A ROS
-        node passes False (its clock runs on its own)."""
+        """``pace_llm``: while a granted reply is still being generated, each poll blocks up to one poll
+        period of wall time, so that in the eval a remote model's latency costs simulated time (sim
+        time cannot run ahead of the network). A ROS node passes False (its clock runs on its own)."""
         super().__init__(robot.name)
         self.spec = robot
         self.robots = list(robots)
@@ -223,7 +223,7 @@ class DialogueStage(Stage):
         reply = self._reply
         if reply is None or reply.stopped:
             return
-        if self.pace_llm and not reply.said and not reply.handle.done:
+        if self.pace_llm and not reply.handle.done:
             reply.handle.wait(self.config.poll_period_s)
         self._pump(reply)
 
@@ -290,13 +290,15 @@ class DialogueStage(Stage):
         for call in reply.handle.poll_tool_calls():
             self._gesture(call)
         done = reply.handle.done
+        if not done and reply.granted_at is not None and now - reply.granted_at > self.config.llm.timeout_s + 1.0:
+            # The backend should have given up by now: never leave a person waiting, never hold the floor.
+            reply.handle.cancel()
+            self.stats['replies abandoned (watchdog)'] += 1
+            done = True
+            if not sentences and reply.acts == 0 and not reply.said:
+                sentences = [FALLBACK_SENTENCE]
         if not reply.said and not sentences and not done and reply.granted_at is not None:
-            if now - reply.granted_at > self.config.llm.timeout_s + 1.0:
-                # The backend should have given up by now; never leave a person waiting in silence.
-                reply.handle.cancel()
-                self.stats['replies abandoned (watchdog)'] += 1
-                sentences, done = [FALLBACK_SENTENCE], True
-            elif not reply.filler_id and now - reply.granted_at >= self.config.filler_after_s \
+            if not reply.filler_id and reply.acts == 0 and now - reply.granted_at >= self.config.filler_after_s \
                     and self.config.fillers:
                 self._say_filler(reply)
         for index, sentence in enumerate(sentences):
@@ -318,10 +320,11 @@ class DialogueStage(Stage):
             self._command(m.SpeechAction.APPEND, reply, reply.speech_id, '', m.SpeechKind.REPLY, final=True)
             reply.final_sent = True
         if done and not reply.said and not reply.stopped:
+            # The model is done and no act is playing (nothing to say at all, or the last act ended while
+            # waiting for the model): the turn is over, let the floor go.
             if reply.acts == 0:
-                # Nothing at all to say (empty even after the fallback): the turn is over, let the floor go.
                 self.stats['replies with nothing to say'] += 1
-                self._publish_turn(reply, now)
+            self._publish_turn(reply, now)
             if self._reply is reply:
                 self._reply = None
 

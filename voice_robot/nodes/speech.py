@@ -11,8 +11,8 @@ def build(deployment, robot: str, section: SpeechConfig, node=None) -> SpeechOut
     config = section if section is not None else deployment.speech
     sink = make_sink(spec.audio_out, config.sample_rate)
     # In a ROS node (node given) the timer must keep running while a sentence is synthesised; in the
-    # eval (no node) waiting for synthesis is how its time is charged to the simulated clock.
-    return SpeechOutputStage(spec, config, sink=sink, block_on_synthesis=node is None)
+    # eval (no node) short waits for synthesis are how its time is charged to the simulated clock.
+    return SpeechOutputStage(spec, config, sink=sink, synthesis_wait='tick' if node is None else 'none')
 
 
 def main(args=None) -> None:
