@@ -149,3 +149,39 @@ def test_direct_sound_arrives_after_distance_over_c_and_anechoic_rooms_have_no_t
     assert 0.15 * 16000 < reverberant.shape[1] < 0.6 * 16000
     # free-field level: 1 / (4 pi r) for the direct path
     assert np.allclose(np.abs(h).max(axis=1) * 4 * np.pi * distances, 1.0, atol=0.25)
+
+
+def test_recorded_clips_for_utterances_and_noise_sources(tmp_path, robot_voice):
+    import soundfile
+    from scipy.signal import resample_poly
+    # a quiet stereo 22.05 kHz recording: loaded as mono, resampled to 16 kHz, normalised like TTS
+    stereo = np.stack([robot_voice, robot_voice], axis=1) * 0.1
+    soundfile.write(str(tmp_path / 'talk.wav'), resample_poly(stereo, 441, 320, axis=0), 22050)
+    soundfile.write(str(tmp_path / 'hum.wav'), 0.3 * np.sin(np.arange(16000) * 2 * np.pi * 120 / 16000), 16000)
+    events = [{'id': 'tts', 't': 0.5, 'speaker': 'hugo', 'to': 'ada',
+               'say': 'Of course. It is a quarter past three in the afternoon.'},
+              {'id': 'rec', 'after': {'event': 'tts', 'offset_s': 0.5}, 'speaker': 'hugo', 'to': 'ada',
+               'clip': 'talk.wav', 'say': 'Of course. It is a quarter past three in the afternoon.'}]
+    data = base_scenario(events=events)
+    path = tmp_path / 'clips.yaml'
+    import yaml
+    path.write_text(yaml.safe_dump(data))
+    from voice_robot.sim.scenario import load_scenario
+    sim = Simulator(load_scenario(path))
+    audio = collect(sim)['ada']
+    tts, rec = sim.truth.utterances
+    assert rec.clip == 'talk.wav'
+    assert rec.end - rec.start == pytest.approx(len(robot_voice) / 16000, abs=0.07)   # only silence trimmed
+    level = [power_db(audio[int(u.start * 16000):int(u.end * 16000)]) for u in (tts, rec)]
+    assert abs(level[0] - level[1]) < 2.0          # both at the speech level, same place (other voices)
+
+    room = {'size_m': [6.0, 5.0, 2.8], 'rt60_s': 0.3,
+            'noise_sources': [{'name': 'fridge', 'position_m': [5.5, 4.5, 0.5], 'kind': 'clip', 'clip': 'hum.wav',
+                               'level_db': -10.0}]}
+    path.write_text(yaml.safe_dump(base_scenario(room=room, duration_s=6.0)))
+    sim = Simulator(load_scenario(path))
+    noise = collect(sim)['ada'][int(3.0 * 16000):]     # after the utterance: the looped clip only
+    expected = 10 * math.log10(sim.speech_power) - 10.0
+    assert abs(power_db(noise) - expected) < 1.5
+    halves = np.array_split(noise, 3)
+    assert max(power_db(h) for h in halves) - min(power_db(h) for h in halves) < 1.0   # loops without gaps
