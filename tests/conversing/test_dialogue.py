@@ -271,3 +271,13 @@ def test_persona_comes_from_the_robot_else_the_config():
     config = DialogueConfig(persona='You are {name} {and braces stay}.')
     assert DialogueStage(ada, [ada, bruno], config).persona == 'You are Ada {and braces stay}.'
     assert DialogueStage(bruno, [ada, bruno], config).persona == 'You are Bruno, who knows the weather.'
+
+
+def test_the_whole_turn_of_the_person_is_answered_but_not_someone_talking_over_it(rig):
+    rig.utterance(1.6, 'ada-u1', 0.5, 1.5, 'Ada, could you please', voice='v1')
+    rig.utterance(2.6, 'ada-u2', 1.8, 2.5, 'call a taxi for me?', voice='v1')
+    rig.utterance(2.4, 'ada-u3', 1.6, 2.3, 'the capital of France', voice='v2')
+    rig.grant(2.7, 'ada-u2', 0.5, 2.5)
+    rig.run(4.0)
+    say = rig.commands()[0][1]
+    assert 'taxi' in say.text.lower() and 'france' not in say.text.lower()

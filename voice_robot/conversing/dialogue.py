@@ -420,10 +420,14 @@ class DialogueStage(Stage):
         return messages
 
     def _turn_text(self, utterance_id: str, start: float, end: float) -> str:
-        """The person's whole turn: own final transcripts inside the span, else the estimate's transcript."""
+        """The person's whole turn: own final transcripts inside the span (of the same voice as the named
+        utterance: someone talking over them is not part of the question), else the estimate's transcript."""
         parts = []
+        named = self._utterances.get(utterance_id)
+        voice = named.voice_id if named is not None else ''
         for u in sorted(self._utterances.values(), key=lambda u: u.start):
-            inside = u.utterance_id == utterance_id or (u.end > start - 0.05 and u.start < end + 0.05 and end > start)
+            inside = u.utterance_id == utterance_id or (u.end > start - 0.05 and u.start < end + 0.05 and end > start
+                                                        and (not voice or not u.voice_id or u.voice_id == voice))
             if inside and u.transcript.strip():
                 parts.append((u.is_final, u))
         finals = [u for final, u in parts if final]
