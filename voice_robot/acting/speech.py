@@ -373,9 +373,12 @@ class SpeechOutputStage(Stage):
                 try:
                     future.result(timeout=budget)
                 except FutureTimeout:
-                    return False
-                except Exception:   # a failure is collected below
                     pass
+                except Exception:   # a failure is collected on the next tick
+                    pass
+                # Even when the audio is ready now, play it on the next tick: commands that arrived while
+                # this tick waited (a CANCEL) must be handled before anything more is played.
+                return False
         try:
             audio = future.result(timeout=timeout)
             segment.audio = np.asarray(audio, dtype=np.float32).reshape(-1)
