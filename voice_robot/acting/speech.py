@@ -155,7 +155,8 @@ class SpeechOutputStage(Stage):
             return            # a network voice has nothing to load and may cost money
         try:
             tts.check_voice(self.voice)
-            tts.synthesize(self.voice, 'Hello.', self.sample_rate, self.config.level_dbfs)
+            tts.synthesize(self.voice, 'Hello.', self.sample_rate, self.config.level_dbfs,
+                           cache_dir=self.config.cache_dir)
         except (tts.TtsError, OSError, ValueError, RuntimeError) as exc:
             self.stats['tts errors'] += 1
             self._logger.warning(f'speech[{self.robot}]: voice {self.voice!r} does not work here: {exc}')
@@ -262,12 +263,16 @@ class SpeechOutputStage(Stage):
     def _synthesize(self, text: str, voice: str) -> np.ndarray:
         """Runs in the TTS thread: synthesise, falling back to another voice once if configured."""
         try:
-            return tts.synthesize(voice, text, self.sample_rate, self.config.level_dbfs)
+            # No cache unless configured: a robot synthesises its replies fresh, so the time it takes is
+            # part of every measured latency (the simulator caches the people's voices instead).
+            return tts.synthesize(voice, text, self.sample_rate, self.config.level_dbfs,
+                                  cache=self.config.cache_dir is not None, cache_dir=self.config.cache_dir)
         except Exception:
             fallback = self.config.fallback_voice
             if fallback and fallback != voice:
                 self.stats['tts fallbacks'] += 1
-                return tts.synthesize(fallback, text, self.sample_rate, self.config.level_dbfs)
+                return tts.synthesize(fallback, text, self.sample_rate, self.config.level_dbfs,
+                                      cache=self.config.cache_dir is not None, cache_dir=self.config.cache_dir)
             raise
 
     def _cancel(self, speech_id: str) -> None:

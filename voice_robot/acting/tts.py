@@ -246,20 +246,22 @@ def normalise(audio: np.ndarray, level_dbfs: float) -> np.ndarray:
     return (audio * (10 ** (level_dbfs / 20) / rms)).astype(np.float32)
 
 
-def _cache_dir() -> Path:
+def _cache_dir(override: str | Path | None = None) -> Path:
+    if override:
+        return Path(override).expanduser()
     base = os.environ.get('VOICE_ROBOT_CACHE') or os.path.join(os.path.expanduser('~'), '.cache', 'voice_robot')
     return Path(base) / 'tts'
 
 
 def synthesize(voice: str, text: str, sample_rate: int = 16000, level_dbfs: float = -23.0,
-               cache: bool = True) -> np.ndarray:
+               cache: bool = True, cache_dir: str | Path | None = None) -> np.ndarray:
     """Mono float32 speech for ``text`` in ``voice`` at ``sample_rate``, normalised to ``level_dbfs`` RMS."""
     name, rest = split_voice(voice)
     text = ' '.join(text.split())
     if not text:
         return np.zeros(0, dtype=np.float32)
     key = hashlib.sha256(f'{voice}\n{sample_rate}\n{level_dbfs}\n{text}'.encode()).hexdigest()[:32]
-    path = _cache_dir() / f'{key}.npy'
+    path = _cache_dir(cache_dir) / f'{key}.npy'
     if cache and name != 'openai' and path.exists():
         try:
             return np.load(path)
