@@ -197,6 +197,8 @@ def test_bad_inputs_are_refused_or_counted():
     sim.add_robot_audio('ada', AudioChunk(float('nan'), SR, ok))
     sim.add_robot_audio('ada', AudioChunk(sim.t, SR, np.zeros((0, 1), np.float32)))     # nothing to play
     assert sim.stats['dropped: non-finite robot audio'] == 2
+    sim.add_robot_audio('ada', AudioChunk(1e6, SR, ok))                      # garbage stamp: not a plan
+    assert sim.stats['dropped: robot audio stamped too far ahead'] == 1
     sim.on_speech_state(SpeechState(robot='ada', speaking=True, speech_id='x', started=float('inf')))
     assert sim.stats['dropped: non-finite speech state'] == 1
     with pytest.raises(ValueError, match='unknown robot'):

@@ -43,6 +43,7 @@ SPEECH_LEVEL_DBFS = -23.0            # dry level of human voices (TTS output and
 _PRA_GLOBAL_DELAY = pra.constants.get('frac_delay_length') // 2
 _FREE_FIELD_SCALE = 1.0 / (4.0 * math.pi)
 _RIR_DECAY_DB = 60.0                 # responses are cut where their remaining energy is this far down
+_RIR_CACHE_VERSION = 1               # bump when the way responses are computed changes
 
 
 class AcousticsError(ValueError):
@@ -155,14 +156,60 @@ def _geometry_key(scenario, sample_rate: int) -> tuple:
             mics.tobytes(), sources)
 
 
+def _disk_cache_path(key: tuple) -> Path | None:
+    import hashlib
+    import os
+    if os.environ.get('VOICE_ROBOT_RIR_CACHE', '1') == '0':
+        return None
+    base = os.environ.get('VOICE_ROBOT_CACHE') or os.path.join(os.path.expanduser('~'), '.cache', 'voice_robot')
+    digest = hashlib.sha256(repr((_RIR_CACHE_VERSION, pra.__version__, key)).encode()).hexdigest()[:32]
+    return Path(base) / 'rir' / f'{digest}.npz'
+
+
+def _load_cached(path: Path | None, layout: ArrayLayout, sample_rate: int) -> RoomImpulseResponses | None:
+    if path is None or not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            responses = {str(k)[4:]: data[k] for k in data.files if k.startswith('rir:')}
+            absorption, max_order = float(data['absorption']), int(data['max_order'])
+    except (OSError, ValueError, KeyError):
+        return None      # a damaged cache entry is simply recomputed
+    return RoomImpulseResponses(responses, layout, sample_rate, absorption, max_order)
+
+
+def _store_cached(path: Path | None, result: RoomImpulseResponses) -> None:
+    if path is None:
+        return
+    import os
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f'.{os.getpid()}.tmp.npz')
+        np.savez(tmp, absorption=result.absorption, max_order=result.max_order,
+                 **{f'rir:{k}': result.rir(k) for k in result.sources})
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
 def room_impulse_responses(scenario, sample_rate: int = 16000) -> RoomImpulseResponses:
-    """The scenario's impulse responses, computed once per room geometry and cached in memory."""
+    """The scenario's impulse responses, computed once per room geometry.
+
+    Cached in memory, and on disk next to the TTS cache (``$VOICE_ROBOT_CACHE``, default
+    ~/.cache/voice_robot; ``VOICE_ROBOT_RIR_CACHE=0`` turns the disk cache off): the image-source
+    computation of a reverberant room takes seconds, the same scenarios are evaluated again and again.
+    Responses are float32 values either way, so a cached run renders exactly the same audio.
+    """
     key = _geometry_key(scenario, sample_rate)
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
-    result = _compute_rirs(scenario, sample_rate)
+    path = _disk_cache_path(key)
+    result = _load_cached(path, array_layout(scenario), sample_rate)
+    if result is None:
+        result = _compute_rirs(scenario, sample_rate)
+        _store_cached(path, result)
     with _CACHE_LOCK:
         _CACHE[key] = result
         while len(_CACHE) > _CACHE_SIZE:
@@ -190,7 +237,7 @@ def _compute_rirs(scenario, sample_rate: int) -> RoomImpulseResponses:
             h = room.rir[m][s]
             stacked[m, :len(h)] = h
         stacked = stacked[:, _PRA_GLOBAL_DELAY:] * _FREE_FIELD_SCALE
-        responses[key] = np.ascontiguousarray(_trim_decay(stacked))
+        responses[key] = np.ascontiguousarray(_trim_decay(stacked), dtype=np.float32)
     return RoomImpulseResponses(responses, layout, sample_rate, absorption, max_order)
 
 

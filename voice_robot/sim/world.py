@@ -38,6 +38,7 @@ STALL_S = 2.0                # a speech act without audio for this long has ende
 ORPHAN_GAP_S = 0.3           # audio without a speech state: a gap this long splits speech acts
 STATE_LATE_S = 0.3           # a speech state may arrive this long after its first audio chunk
 NOISE_CALIBRATION_S = 4.0
+MAX_AHEAD_S = 60.0           # robot audio stamped further ahead than this is garbage, not a plan
 
 
 class SimulationError(RuntimeError):
@@ -225,6 +226,9 @@ class Simulator:
             return
         if not math.isfinite(chunk.stamp) or not np.all(np.isfinite(samples)):
             self.stats['dropped: non-finite robot audio'] += 1
+            return
+        if chunk.stamp - self.t > MAX_AHEAD_S:
+            self.stats['dropped: robot audio stamped too far ahead'] += 1
             return
         n = samples.size
         wanted = int(round(chunk.stamp * self.sample_rate))
