@@ -105,7 +105,7 @@ def test_fusion_is_order_independent_and_agrees():
 
 class Probe(Stage):
     name = 'probe'
-    outputs = ('hearing/utterances', '/persons')
+    outputs = ('hearing/utterances', '/persons', 'audio/sources')
 
 
 def test_two_robots_publish_the_same_fused_decision():
@@ -139,3 +139,21 @@ def test_bad_weights_file_is_a_clear_error(tmp_path):
     path.write_text('format: voice_robot/addressee_weights@1\nweights: {robot: {vocative: banana}}\n')
     with pytest.raises(ConfigError, match='weights.robot.vocative'):
         Weights.load(path)
+
+
+def test_a_turn_does_not_end_on_silence_hearing_has_not_processed_yet():
+    bus = InProcessBus(charge_compute=False)
+    stage = bus.add(AddresseeStage(ADA, ROBOTS, AddresseeConfig(fuse_window_s=0.1), TurnConfig()), ADA.ns)
+    probe = bus.add(Probe('ada'), ADA.ns)
+    out = []
+    bus.tap('/conversation/addressee', lambda topic, est, t: out.append(est))
+    u = m.Utterance('ada/1', 'ada', 1.0, 2.0, voice_id='v1', azimuth=SPEAKER_AZ, is_final=True,
+                    transcript='So I was', end_of_turn_probability=0.2)
+    bus.publish('/ada/hearing/utterances', u, at=2.3)
+    bus.publish('/ada/audio/sources', m.SoundSources(2.3, 'ada'), at=2.35)   # hearing is behind the clock
+    bus.run_until(4.0)
+    assert out == []
+    bus.publish('/ada/audio/sources', m.SoundSources(4.0, 'ada'), at=4.05)
+    bus.run_until(4.5)
+    assert out and out[0].utterance_id == 'ada/1'
+    _ = stage, probe

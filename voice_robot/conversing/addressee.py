@@ -278,9 +278,13 @@ class AddresseeStage(Stage):
         self.fused: list[m.AddresseeEstimate] = []     # recent fused decisions (bounded)
         self.features_log: list[dict] = []             # for fitting; bounded
         self.robot_names = [r.name for r in robots]
+        # Audio time hearing has processed: silence not yet heard cannot end a turn (hearing may lag
+        # behind the clock while it decodes speech).
+        self.heard_until = -math.inf
 
     def inputs(self):
         handlers = {
+            'audio/sources': self.on_sources,
             'hearing/utterances': self.on_utterance,
             '/conversation/addressee': self.on_estimate,
             '/persons': self.on_persons,
@@ -293,6 +297,10 @@ class AddresseeStage(Stage):
     def timers(self):
         return [(0.02, self.tick)]
 
+    def on_sources(self, sources: m.SoundSources) -> None:
+        if math.isfinite(sources.stamp):
+            self.heard_until = max(self.heard_until, sources.stamp)
+
     def on_persons(self, persons: m.Persons) -> None:
         self.context.on_persons(persons, self.now())
 
@@ -303,7 +311,8 @@ class AddresseeStage(Stage):
 
     def tick(self) -> None:
         now = self.now()
-        for turn in self.turns.due(now):
+        horizon = now if self.heard_until == -math.inf else min(now, self.heard_until)
+        for turn in self.turns.due(horizon):
             self.estimate_turn(turn, now)
         self._close_windows(now)
 
@@ -340,7 +349,9 @@ class AddresseeStage(Stage):
             self.stats['dropped: pending overflow'] += 1
 
     def _close_windows(self, now: float) -> None:
-        ready = [p for p in self.pending if now - p.first_seen >= self.config.fuse_window_s]
+        everyone = len(self.robot_names)
+        ready = [p for p in self.pending
+                 if now - p.first_seen >= self.config.fuse_window_s or len({e.robot for e in p.estimates}) >= everyone]
         for p in ready:
             self.pending.remove(p)
             fused = fuse(p.estimates, self.robot, self.config.min_probability, now)
