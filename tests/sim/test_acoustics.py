@@ -185,3 +185,17 @@ def test_recorded_clips_for_utterances_and_noise_sources(tmp_path, robot_voice):
     assert abs(power_db(noise) - expected) < 1.5
     halves = np.array_split(noise, 3)
     assert max(power_db(h) for h in halves) - min(power_db(h) for h in halves) < 1.0   # loops without gaps
+
+
+def test_babble_talkers_avoid_the_participants_voices_and_have_unit_power():
+    from voice_robot.sim.acoustics import BABBLE_VOICES, BabbleStream, babble_pool
+    pool = babble_pool(16000)
+    kept = [v for v in BABBLE_VOICES[-2:] if v in pool]
+    stream = BabbleStream(np.random.default_rng(3), 16000, avoid=tuple(v for v in pool if v not in kept))
+    assert len(stream.pool) == len(kept) == 2
+    assert all(any(sentences is pool[v] for v in kept) for sentences in stream.pool)
+    x = stream.read(16000 * 30)
+    assert abs(power_db(x)) < 1.5
+    # several talkers at once: the envelope rarely drops to silence, unlike a single voice
+    frames = x[:len(x) // 320 * 320].reshape(-1, 320)
+    assert np.mean(np.mean(frames ** 2, axis=1) < 0.01) < 0.05

@@ -408,17 +408,17 @@ BABBLE_SENTENCES = (
 BABBLE_VOICES = ('espeak:en+m1', 'espeak:en+f2', 'espeak:en-us+m4', 'espeak:en+f5',
                  'espeak:en-gb+m2', 'espeak:en-us+f3', 'flite:kal', 'flite:awb')
 
-_BABBLE_POOL: dict[int, list[list[np.ndarray]]] = {}
+_BABBLE_POOL: dict[int, dict[str, list[np.ndarray]]] = {}
 _BABBLE_LOCK = threading.Lock()
 
 
-def babble_pool(sample_rate: int) -> list[list[np.ndarray]]:
-    """Sentences of every babble voice: pool[voice][k], unit power (synthesised once, cached)."""
+def babble_pool(sample_rate: int) -> dict[str, list[np.ndarray]]:
+    """Sentences of every babble voice, unit power (synthesised once, cached)."""
     with _BABBLE_LOCK:
         if sample_rate in _BABBLE_POOL:
             return _BABBLE_POOL[sample_rate]
     from voice_robot.acting.tts import TtsError, synthesize
-    pool = []
+    pool: dict[str, list[np.ndarray]] = {}
     for v, voice in enumerate(BABBLE_VOICES):
         sentences = []
         for k in range(4):
@@ -431,7 +431,7 @@ def babble_pool(sample_rate: int) -> list[list[np.ndarray]]:
             if power > 1e-10:
                 sentences.append(audio / math.sqrt(power))
         if sentences:
-            pool.append(sentences)
+            pool[voice] = sentences
     if not pool:
         raise AcousticsError('babble noise needs a TTS engine (espeak-ng or flite); none worked')
     with _BABBLE_LOCK:
@@ -440,16 +440,22 @@ def babble_pool(sample_rate: int) -> list[list[np.ndarray]]:
 
 
 class BabbleStream(MonoStream):
-    """Several talkers chatting at once, each saying random sentences with short pauses; unit power."""
+    """Several talkers chatting at once, each saying random sentences with short pauses; unit power.
+
+    Voices listed in ``avoid`` (the scenario's own people) are left out when others remain, so the
+    background never sounds like a participant.
+    """
 
     PAUSE_S = (0.15, 0.7)
 
-    def __init__(self, rng: np.random.Generator, sample_rate: int, talkers: int = 6):
+    def __init__(self, rng: np.random.Generator, sample_rate: int, talkers: int = 6, avoid: tuple[str, ...] = ()):
         self.rng = rng
         self.sample_rate = sample_rate
-        self.pool = babble_pool(sample_rate)
-        voices = rng.permutation(len(self.pool))
-        self._talkers = [[self.pool[voices[i % len(voices)]], np.zeros(0)] for i in range(talkers)]
+        pool = babble_pool(sample_rate)
+        voices = [v for v in pool if v not in avoid] or list(pool)
+        self.pool = [pool[v] for v in voices]
+        order = rng.permutation(len(self.pool))
+        self._talkers = [[self.pool[order[i % len(order)]], np.zeros(0)] for i in range(talkers)]
         for talker in self._talkers:     # start each talker somewhere inside a sentence
             talker[1] = self._next_utterance(talker[0])
             talker[1] = talker[1][int(rng.integers(len(talker[1]))):]
@@ -476,13 +482,14 @@ class BabbleStream(MonoStream):
         return out * self._scale
 
 
-def mono_stream(kind: str, rng: np.random.Generator, sample_rate: int, clip: np.ndarray | None = None) -> MonoStream:
+def mono_stream(kind: str, rng: np.random.Generator, sample_rate: int, clip: np.ndarray | None = None,
+                avoid_voices: tuple[str, ...] = ()) -> MonoStream:
     if kind == 'white':
         return WhiteStream(rng)
     if kind == 'pink':
         return PinkStream(rng)
     if kind == 'babble':
-        return BabbleStream(rng, sample_rate)
+        return BabbleStream(rng, sample_rate, avoid=avoid_voices)
     if kind == 'clip':
         if clip is None:
             raise AcousticsError("noise kind 'clip' needs the clip's samples")
@@ -528,7 +535,7 @@ class DiffuseNoise:
     """
 
     def __init__(self, mic_positions: np.ndarray, kind: str, rms: float, sample_rate: int,
-                 rng: np.random.Generator, nfft: int = 512):
+                 rng: np.random.Generator, nfft: int = 512, avoid_voices: tuple[str, ...] = ()):
         self.mics = np.asarray(mic_positions, dtype=float)
         self.channels = len(self.mics)
         self.nfft, self.hop = nfft, nfft // 2
@@ -547,8 +554,8 @@ class DiffuseNoise:
             base_kind = kind
         else:
             raise AcousticsError(f'unknown diffuse noise kind {kind!r} (white, pink, babble)')
-        self._bases = [mono_stream(base_kind, substream(int(rng.integers(2 ** 31)), 'base', m), sample_rate)
-                       for m in range(self.channels)]
+        self._bases = [mono_stream(base_kind, substream(int(rng.integers(2 ** 31)), 'base', m), sample_rate,
+                                   avoid_voices=avoid_voices) for m in range(self.channels)]
         self.rms = float(rms)
         self._window = np.sqrt(np.hanning(nfft + 1)[:nfft])       # periodic sqrt-Hann: WOLA sums to 1
         self._history = np.stack([b.read(self.hop) for b in self._bases])   # (M, hop) last input hop
@@ -558,7 +565,8 @@ class DiffuseNoise:
 
     def read(self, n: int) -> np.ndarray:
         while len(self._ready) < n:
-            self._ready = np.concatenate([self._ready, self._synthesise(max(32, (n - len(self._ready)) // self.hop + 1))])
+            hops = max(32, (n - len(self._ready)) // self.hop + 1)
+            self._ready = np.concatenate([self._ready, self._synthesise(hops)])
         out, self._ready = self._ready[:n], self._ready[n:]
         return out * self.rms
 

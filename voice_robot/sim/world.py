@@ -132,7 +132,8 @@ class Simulator:
             rms = math.sqrt(self.speech_power / 10 ** (noise.snr_db / 10))
             for robot in scenario.robots:
                 self._diffuse[robot.name] = DiffuseNoise(robot.mic_positions_map(), noise.kind, rms, sample_rate,
-                                                         substream(seed, 'diffuse', robot.name))
+                                                         substream(seed, 'diffuse', robot.name),
+                                                         avoid_voices=self._participant_voices())
         self._point = [self._point_noise(n) for n in scenario.room.noise_sources]
         self._self_noise = substream(seed, 'self-noise')
         self._self_noise_rms = 10 ** (MIC_SELF_NOISE_DBFS / 20)
@@ -351,14 +352,21 @@ class Simulator:
             except ValueError as exc:
                 raise SimulationError(f'noise source {spec.name}: {exc}') from None
         rirs = self.rirs.rir(f'noise:{spec.name}')
-        calibration = mono_stream(spec.kind, substream(seed, 'noise-calibration', spec.name), self.sample_rate, clip)
+        calibration = mono_stream(spec.kind, substream(seed, 'noise-calibration', spec.name), self.sample_rate, clip,
+                                  self._participant_voices())
         sample = calibration.read(int(NOISE_CALIBRATION_S * self.sample_rate) if clip is None else len(clip))
         # the streams have unit power, so this gain puts the source's mean level at the arrays on target
         per_unit = array_power_gain(rirs, sample)
         target = self.speech_power * 10 ** (spec.level_db / 10)
         gain = math.sqrt(target / max(per_unit, 1e-20))
-        stream = mono_stream(spec.kind, substream(seed, 'noise', spec.name), self.sample_rate, clip)
+        stream = mono_stream(spec.kind, substream(seed, 'noise', spec.name), self.sample_rate, clip,
+                             self._participant_voices())
         return PointNoise(spec.name, stream, rirs, gain, self.sample_rate)
+
+    def _participant_voices(self) -> tuple[str, ...]:
+        """Voices of the scenario's people and robots: background babble uses other voices."""
+        voices = [h.voice for h in self.scenario.humans] + [r.voice for r in self.scenario.robots if r.voice]
+        return tuple(sorted(set(voices)))
 
     def _fill_geometry_truth(self) -> None:
         t = self._truth
