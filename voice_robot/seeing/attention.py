@@ -4,10 +4,12 @@ For one face, the candidate targets are every robot (its camera, or a head just 
 array), every other person (from ``/persons`` or the other faces of the same frame) and ``none``. The
 gaze ray is compared with the direction from the eyes to each target; its angular error follows a
 von Mises-Fisher distribution with ``gaze_std_deg`` (kappa = 1 / std^2), and ``none`` is a uniform
-direction, so a ray far from every target means ``none``. Looking down (gaze pitch below
+direction, so a ray far from every target means ``none``. A target hidden behind another person's
+head (seen from this face) counts ``occluded_factor`` times less. Looking down (gaze pitch below
 ``look_down_pitch_deg``) makes ``none`` much more likely unless a target is down there too.
-Over time an HMM (sticky transitions with time constant ``smoothing_s``) filters each face's
-posterior, which absorbs the ~5 degree frame-to-frame noise of head pose estimates.
+Over time each face's posterior is smoothed by an exponential filter with time constant
+``smoothing_s``, which absorbs the ~5 degree frame-to-frame noise of head pose estimates and
+one-frame glitches.
 
 ``focus_of_attention`` is the single-frame computation, for anyone who has a head position and a gaze
 ray in ``map``; ``AttentionStage`` is the stage ('faces/observations' + '/persons' -> 'faces/attention').
@@ -71,6 +73,15 @@ def _vmf_density(cos_angle: np.ndarray, kappa: float) -> np.ndarray:
     return norm * np.exp(kappa * (cos_angle - 1.0))
 
 
+def _blocks(eyes: np.ndarray, direction: np.ndarray, dist: float, other: np.ndarray, radius: float) -> bool:
+    """Whether a head at ``other`` stands between the eyes and a target ``dist`` away along ``direction``."""
+    rel = other - eyes
+    along = float(rel @ direction) / dist
+    if along <= 0.3 or along >= dist - 0.3:
+        return False
+    return float(np.linalg.norm(rel - along * direction / dist)) < radius
+
+
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
 
@@ -92,19 +103,25 @@ def focus_likelihoods(head_pos_map, gaze_dir_map, targets: Mapping[str, object],
         return 1.0 + (cfg.look_down_none_factor - 1.0) * s
 
     down = looking_down(gaze_pitch)
+    points = {name: np.asarray(point, dtype=float).reshape(3) for name, point in targets.items()}
+    # People stand in the way: a target behind another person's head, seen from here, is hardly visible.
+    people = [p for name, p in points.items() if name.startswith(PERSON_PREFIX)]
     out: dict[str, float] = {}
-    for name, point in targets.items():
-        p = np.asarray(point, dtype=float).reshape(3)
+    for name, p in points.items():
         d = p - head
         dist = float(np.linalg.norm(d))
         if not np.isfinite(dist) or dist < 1e-3:
             continue
+        if any(_blocks(head, d, dist, other, cfg.occluder_radius_m) for other in people if other is not p):
+            out[name] = cfg.occluded_factor
+        else:
+            out[name] = 1.0
         cos = float(np.clip(d @ gaze / dist, -1.0, 1.0))
         like = float(_vmf_density(np.array([cos]), kappa)[0])
         # A target that is itself far below eye level is not penalised by the looking-down prior.
         _, target_pitch = azimuth_elevation(d)
         like *= looking_down(target_pitch) / down if down > 1.0 else 1.0
-        out[name] = like
+        out[name] *= like
     out[NONE] = 1.0 / (4 * math.pi)
     return out
 
@@ -132,7 +149,12 @@ def focus_of_attention(head_pos_map, gaze_dir_map, targets: Mapping[str, object]
 
 
 class AttentionFilter:
-    """Per-face HMM over targets: sticky transitions that relax to the prior with ``smoothing_s``."""
+    """Per-face exponential filter of the single-frame posteriors with time constant ``smoothing_s``.
+
+    A one-frame glitch (a blink, a bad landmark fit) moves the output by 1 - exp(-dt / smoothing_s) at
+    most; a real gaze shift wins after about smoothing_s. Targets that appear start at zero, targets
+    that disappear fade out.
+    """
 
     def __init__(self, config: AttentionConfig):
         self.config = config
@@ -142,19 +164,17 @@ class AttentionFilter:
     def update(self, t: float, likelihoods: Mapping[str, float]) -> dict[str, float]:
         cfg = self.config
         prior = priors(likelihoods, cfg.none_prior)
+        frame = {k: likelihoods[k] * prior[k] for k in likelihoods}
+        total = sum(frame.values())
+        frame = {k: v / total for k, v in frame.items()} if total > 0 else dict(prior)
         if self.last_t is None or not self.posterior:
-            predicted = dict(prior)
+            keep = 0.0
         else:
             dt = max(0.0, t - self.last_t)
-            stay = math.exp(-dt / cfg.smoothing_s) if cfg.smoothing_s > 0 else 0.0
-            predicted = {k: stay * self.posterior.get(k, 0.0) + (1 - stay) * prior[k] for k in prior}
-            total = sum(predicted.values())
-            predicted = {k: v / total for k, v in predicted.items()} if total > 0 else dict(prior)
-        post = {k: predicted[k] * likelihoods[k] for k in predicted}
+            keep = math.exp(-dt / cfg.smoothing_s) if cfg.smoothing_s > 0 else 0.0
+        post = {k: keep * self.posterior.get(k, 0.0) + (1 - keep) * v for k, v in frame.items()}
         total = sum(post.values())
-        post = {k: v / total for k, v in post.items()} if total > 0 else dict(prior)
-        # Never fully certain: a new target must be able to win within a few frames.
-        self.posterior = {k: 0.998 * v + 0.002 * prior[k] for k, v in post.items()}
+        self.posterior = {k: v / total for k, v in post.items()} if total > 0 else frame
         self.last_t = t if self.last_t is None else max(t, self.last_t)
         return self.posterior
 

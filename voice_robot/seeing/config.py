@@ -43,8 +43,10 @@ class AttentionConfig(Section):
     none_prior: float = Field(0.15, ge=0, le=1)   # prior that the person looks at nothing listed
     smoothing_s: float = Field(0.3, ge=0)
     look_down_pitch_deg: float = Field(-25.0, le=0)   # gaze pitch below this favours 'none'
-    look_down_width_deg: float = Field(4.0, gt=0)     # softness of that threshold
-    look_down_none_factor: float = Field(50.0, ge=1)  # how much more likely 'none' is when looking down
+    look_down_width_deg: float = Field(3.0, gt=0)     # softness of that threshold
+    look_down_none_factor: float = Field(100.0, ge=1)  # how much more likely 'none' is when looking down
+    occluder_radius_m: float = Field(0.25, ge=0)      # a person's head hides targets this close to the line of sight
+    occluded_factor: float = Field(0.1, ge=0, le=1)
     head_above_array_m: float = Field(0.2, ge=0)      # where people look on a robot without a camera
     persons_timeout_s: float = Field(3.0, gt=0)       # person positions from /persons older than this are ignored
     same_person_m: float = Field(0.5, gt=0)           # a person this close to the face is the face itself
