@@ -80,6 +80,7 @@ class _SpeechAct:
     cancelled: bool = False
     has_state: bool = False
     state_ended: bool = False
+    state_end_stamp: Optional[float] = None
     first_sample: Optional[int] = None
     end_sample: Optional[int] = None
     start: float = math.inf               # seconds, as rendered (matching reads these)
@@ -272,7 +273,8 @@ class Simulator:
             act = _SpeechAct(robot, state.speech_id, has_state=True, created_sample=self._sample)
             orphan = self._orphan[robot]
             if orphan is not None and orphan.first_sample is not None and \
-                    self._sample - orphan.first_sample <= STATE_LATE_S * self.sample_rate + self.frame_samples:
+                    self._sample - orphan.first_sample <= STATE_LATE_S * self.sample_rate + self.frame_samples and \
+                    (state.started <= 0 or abs(state.started - orphan.start) <= STATE_LATE_S):
                 self._adopt(orphan, act)
             self._acts[robot].append(act)
             self._act_index[(robot, state.speech_id)] = act
@@ -288,8 +290,9 @@ class Simulator:
                 state.in_reply_to, float(state.reply_to_start), float(state.reply_to_end)
             self._attribution_dirty = True
         act.cancelled = act.cancelled or bool(state.cancelled)
-        if not state.speaking:
+        if not state.speaking and not act.state_ended:
             act.state_ended = True
+            act.state_end_stamp = float(state.stamp)
 
     @property
     def truth(self) -> GroundTruth:
@@ -494,8 +497,10 @@ class Simulator:
         if current is not None:
             if not current.state_ended:
                 return current
-            # the state said "ended" just before the last chunks of the act arrived
-            if current.end_sample is not None and start - current.end_sample <= self.frame_samples:
+            # The end state overtook the act's last chunks (separate topics): they were played before
+            # it was sent. A chunk stamped at or after the end is the next act's first (its state follows).
+            if current.state_end_stamp is not None and current.end_sample is not None and \
+                    chunk.stamp < current.state_end_stamp - 1e-6:
                 return current
         orphan = self._orphan[robot]
         if orphan is not None and orphan.end_sample is not None and \
