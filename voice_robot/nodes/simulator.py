@@ -169,7 +169,9 @@ class SimulatorNode(Node):
 def main(args=None) -> int:
     argv = list(sys.argv if args is None else args)
     rclpy.init(args=argv)
-    plain = rclpy.utilities.remove_ros_args(argv)[1:]
+    plain = rclpy.utilities.remove_ros_args(argv)
+    if args is None or (plain and plain[0] == sys.argv[0]):
+        plain = plain[1:]            # the program name
     node = None
     code = 0
     try:

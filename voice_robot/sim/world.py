@@ -162,7 +162,6 @@ class Simulator:
         self._orphan: dict[str, Optional[_SpeechAct]] = {name: None for name in self._robots}
         self._last_chunk: dict[str, tuple[int, int]] = {}      # robot -> (stamped end, rendered end) samples
         self._attribution_dirty = False
-        self._orphans_made = 0
 
     # --- public API ----------------------------------------------------------------------------
     @property
@@ -506,7 +505,6 @@ class Simulator:
         if orphan is not None and orphan.end_sample is not None and \
                 start - orphan.end_sample <= ORPHAN_GAP_S * self.sample_rate:
             return orphan
-        self._orphans_made += 1
         orphan = _SpeechAct(robot, '', created_sample=self._sample)
         self._acts[robot].append(orphan)
         self._orphan[robot] = orphan
