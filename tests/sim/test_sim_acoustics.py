@@ -9,7 +9,7 @@ from voice_robot.messages import AudioChunk
 from voice_robot.sim.acoustics import diffuse_coherence, room_impulse_responses
 from voice_robot.sim.world import Simulator
 
-from conftest import base_scenario, scenario_from
+from sim_helpers import base_scenario, scenario_from
 
 
 def collect(sim, seconds=None, after_step=None):

@@ -7,7 +7,7 @@ import pytest
 
 from voice_robot.sim.world import Simulator
 
-from conftest import base_scenario, scenario_from
+from sim_helpers import base_scenario, scenario_from
 
 ROBOT_XY = (3.0, 2.5)
 ROBOT_YAW_DEG = 30.0

@@ -8,7 +8,7 @@ from voice_robot.acting.speech import SpeechOutputStage
 from voice_robot.pipeline import InProcessBus
 from voice_robot.sim.world import Simulator
 
-from conftest import base_scenario, scenario_from
+from sim_helpers import base_scenario, scenario_from
 
 
 def test_filler_and_reply_from_the_speech_stage_become_two_exact_speech_acts():

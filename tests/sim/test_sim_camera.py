@@ -7,7 +7,7 @@ import pytest
 from voice_robot.sim.camera import turn_duration
 from voice_robot.sim.world import Simulator
 
-from conftest import base_scenario, scenario_from
+from sim_helpers import base_scenario, scenario_from
 
 ROBOT = {'name': 'ada', 'position_m': [1.0, 2.5], 'yaw_deg': 0,
          'mic_array': {'layout': 'circular', 'channels': 4, 'radius_m': 0.032, 'height_m': 0.9},

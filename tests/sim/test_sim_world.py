@@ -7,7 +7,7 @@ import pytest
 from voice_robot.messages import AudioChunk, SpeechKind, SpeechState
 from voice_robot.sim.world import Simulator
 
-from conftest import base_scenario, robot_speech, scenario_from
+from sim_helpers import base_scenario, robot_speech, scenario_from
 
 SR = 16000
 

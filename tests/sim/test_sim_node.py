@@ -16,7 +16,7 @@ from voice_robot import messages as m  # noqa: E402
 from voice_robot.nodes.convert import audio_from_ros, audio_to_ros, from_time, speech_state_to_ros  # noqa: E402
 from voice_robot.nodes.shell import EVENT_QOS, SENSOR_QOS  # noqa: E402
 
-from conftest import base_scenario  # noqa: E402
+from sim_helpers import base_scenario  # noqa: E402
 
 RESPOND_AT = 2.0
 SPEECH_S = 0.5
