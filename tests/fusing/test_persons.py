@@ -251,3 +251,20 @@ def test_garbage_is_counted_never_fatal():
     assert mgr.stats['dropped: out of order faces'] == 1
     assert mgr.table.counters['peer persons rejected (bad values)'] == 1
     assert all(lane.stage.stats['handler errors'] == 0 for lane in w.bus.lanes)
+
+
+def test_peer_persons_match_ours_one_to_one():
+    """A sees only P1; B sees P1 and P2 standing 0.55 m apart: A must not fold P2 into P1."""
+    p1, p2 = np.array([3.2, 2.4, 1.7]), np.array([3.0, 1.89, 1.2])
+    w = World(run=('A', 'B'))
+    for k in range(20):
+        t = 0.1 * k
+        w.faces(A, t, [observe_face(A, p1, A_HEAD, 'a1')])
+        w.faces(B, t, [observe_face(B, p1, A_HEAD, 'b1'), observe_face(B, p2, A_HEAD, 'b2')])
+    w.run(2.5)
+    a, b = w.latest('A'), w.latest('B')
+    assert len(a) == 2 and len(b) == 2
+    assert {p.person_id for p in a} == {p.person_id for p in b}
+    by_face = {f: p for p in a for f in p.face_ids}
+    assert by_face['B/b2'].person_id != by_face['A/a1'].person_id
+    assert np.linalg.norm(np.array(by_face['B/b2'].position[:2]) - p2[:2]) < 0.2

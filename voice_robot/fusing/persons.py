@@ -442,9 +442,10 @@ class PersonTable:
 
     # --- other robots ------------------------------------------------------------------------
     def observe_peer(self, view: m.Persons) -> None:
-        """Fuse another robot's view of everyone."""
+        """Fuse another robot's view of everyone (each of their persons matches at most one of ours)."""
         peer = self.robots.get(view.robot)
         t = float(view.stamp)
+        entries = []
         for q in view.persons:
             if not _finite(q.position) or not isinstance(q.person_id, str) or not q.person_id:
                 self._count('peer persons rejected (bad values)')
@@ -454,16 +455,18 @@ class PersonTable:
             if q.voice_id and q.is_speaking and peer is not None:
                 std = math.radians(3.0) if own_face else math.radians(8.0)
                 self.voice_bearings[(peer.name, q.voice_id)] = (t, bearing_from(peer, pos), std)
-            person = self._match_peer(view.robot, q, pos, t)
+            entries.append((q, pos, own_face))
+        matches = self._match_peer_view(view.robot, entries, t)
+        for (q, pos, own_face), person in zip(entries, matches):
             var = max(float(q.position_std), 0.05) ** 2 * 2.0    # shared evidence: count it less
             if person is None:
                 person = self._create(pos, var, t, seed=f'{view.robot}/{q.person_id}', person_id=q.person_id)
             else:
-                if _id_key(q.person_id) < _id_key(person.person_id) and q.person_id != person.person_id:
+                if _id_key(q.person_id) < _id_key(person.person_id):
                     holder = self.persons.get(q.person_id)
                     if holder is None:
                         person = self.rename(person.person_id, q.person_id)
-                    elif holder is not person:
+                    elif holder is not person and not _seen_together(holder, person, t):
                         person = self.merge(holder.person_id, person.person_id)
                 person.predict(t)
                 if own_face and t - person.last_own_face > 0.5:
@@ -493,24 +496,49 @@ class PersonTable:
                     target, float(q.looked_at_probability), t
                 self._add_gaze(person, t, target, float(q.looked_at_probability))
 
-    def _match_peer(self, robot: str, q: m.Person, pos: np.ndarray, t: float) -> TrackedPerson | None:
-        link = self.peer_links.get((robot, q.person_id))
-        if link is not None and self.resolve(link) in self.persons:
-            return self.persons[self.resolve(link)]
-        same = self.get(q.person_id)
-        if same is not None and float(np.linalg.norm(same.position[:2] - pos[:2])) < max(1.5, 3 * math.sqrt(same.variance)):
-            return same
-        if q.voice_id:
-            voiced = next((p for p in self.persons.values() if p.voice_id == q.voice_id), None)
-            if voiced is not None:
-                return voiced
-        best, best_d = None, self.config.person_merge_m
-        for p in self.persons.values():
-            # A person we see with our own camera right now is matched by position only if close.
-            d = float(np.linalg.norm(p.position[:2] - pos[:2]))
-            if d < best_d:
-                best, best_d = p, d
-        return best
+    def _match_peer_view(self, robot: str, entries, t: float) -> list[TrackedPerson | None]:
+        """Our person for each of a peer's persons: by earlier link, same id, same voice, then position."""
+        matches: list[TrackedPerson | None] = [None] * len(entries)
+        taken: set[str] = set()
+
+        def free(p: TrackedPerson | None) -> bool:
+            return p is not None and p.person_id not in taken
+
+        for i, (q, pos, _) in enumerate(entries):
+            link = self.peer_links.get((robot, q.person_id))
+            found = self.persons.get(self.resolve(link)) if link is not None else None
+            if not free(found):
+                same = self.get(q.person_id)
+                if free(same) and float(np.linalg.norm(same.position[:2] - pos[:2])) < max(1.5, 3 * math.sqrt(same.variance)):
+                    found = same
+            if not free(found) and q.voice_id:
+                found = next((p for p in self.persons.values() if p.voice_id == q.voice_id and free(p)), None)
+            if free(found) and not self._conflicting_faces(found, q, robot, t):
+                matches[i] = found
+                taken.add(found.person_id)
+        rest = [i for i in range(len(entries)) if matches[i] is None]
+        candidates = [p for p in self.persons.values() if p.person_id not in taken]
+        if rest and candidates:
+            gate = self.config.person_merge_m
+            cost = np.full((len(rest), len(candidates)), 1e6)
+            for r, i in enumerate(rest):
+                q, pos, _ = entries[i]
+                for c, p in enumerate(candidates):
+                    d = float(np.linalg.norm(p.position[:2] - pos[:2]))
+                    if d < gate and not self._conflicting_faces(p, q, robot, t):
+                        cost[r, c] = d
+            rows, cols = linear_sum_assignment(cost)
+            for r, c in zip(rows, cols):
+                if cost[r, c] < 1e5:
+                    matches[rest[r]] = candidates[c]
+        return matches
+
+    @staticmethod
+    def _conflicting_faces(person: TrackedPerson, q: m.Person, robot: str, t: float) -> bool:
+        """The peer currently sees our person under another face id: they are two people."""
+        theirs = {k for k in q.face_ids if k.startswith(robot + '/')}
+        ours = {k for k, seen in person.faces.items() if k.startswith(robot + '/') and t - seen <= FACE_LINK_S}
+        return bool(theirs and ours and not theirs & ours)
 
     # --- housekeeping and output -------------------------------------------------------------
     def merge_duplicates(self, t: float) -> None:
