@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from voice_robot.messages import AudioChunk
+from voice_robot.pipeline import Stage
 
 
 class CaptureError(RuntimeError):
@@ -337,3 +338,46 @@ def make_source(audio_in, channels: int, name: str = '', simulator_step=None) ->
                                'run the simulator node instead of audio_capture')
         return SimulatorSource(simulator_step, channels, audio_in.sample_rate, frame_size, name=name)
     raise CaptureError(f'unknown audio_in.backend {audio_in.backend!r}; known: pyaudio, file, sim')
+
+
+class CaptureStage(Stage):
+    """Capture as a stage: a timer asks the source for the frames due and publishes them on 'audio/raw'.
+
+    The source opens on the first tick (so its timeline starts at the stage clock), failures to open a
+    device at start-up are retried by the source, and what the source counts (overruns, device loss,
+    reconnects) shows in the diagnostics.
+    """
+    name = 'audio_capture'
+    outputs = ('audio/raw',)
+
+    def __init__(self, source: AudioSource, robot: str = '', period_s: float | None = None):
+        super().__init__(robot)
+        self.source = source
+        self.period_s = period_s or source.frame_size / source.sample_rate
+        self._opened = False
+
+    def timers(self):
+        return [(self.period_s, self.tick)]
+
+    def tick(self) -> None:
+        now = self.now()
+        if not self._opened:
+            try:
+                self.source.open(now)
+            except CaptureError as exc:
+                self.drop('capture open failed', str(exc))
+                return
+            self._opened = True
+        for chunk in self.source.read(now):
+            chunk.source = self.robot or chunk.source
+            self.publish('audio/raw', chunk)
+        if self.source.exhausted:
+            self.stats['source exhausted'] = 1
+
+    def diagnostics(self) -> dict[str, str]:
+        out = super().diagnostics()
+        out.update({f'source {k}': str(v) for k, v in sorted(self.source.stats.items())})
+        return out
+
+    def close(self) -> None:
+        self.source.close()

@@ -23,6 +23,7 @@ import numpy as np
 
 from voice_robot.messages import VoiceIdentity
 
+HINT_MARGIN = 0.1        # a hinted voice (same track, same direction) may match this much below threshold
 VOICE_ID = re.compile(r'^voice_[A-Za-z][A-Za-z0-9_]*_\d+$')
 
 
@@ -73,13 +74,23 @@ class VoiceRegistry:
         return [v for v in self.voices.values() if not v.alias_of]
 
     def best_match(self, embedding: np.ndarray) -> tuple[str, float]:
+        """The canonical id whose centroids (its own and its aliases': other robots' views of the same
+        person) are most similar to the embedding."""
         e = _unit(embedding)
         best, score = '', -1.0
-        for v in self.active():
+        for v in self.voices.values():
             s = float(v.centroid @ e)
-            if s > score or (s == score and v.voice_id < best):
-                best, score = v.voice_id, s
+            vid = self.canonical(v.voice_id)
+            if s > score or (s == score and vid < best):
+                best, score = vid, s
         return best, score
+
+    def similarity(self, voice_id: str, embedding: np.ndarray) -> float:
+        """Best similarity of an embedding to a voice or any of its aliases."""
+        e = _unit(embedding)
+        target = self.canonical(voice_id)
+        return max((float(v.centroid @ e) for v in self.voices.values() if self.canonical(v.voice_id) == target),
+                   default=-1.0)
 
     # --- local evidence -------------------------------------------------------------------------
     def assign(self, embedding: np.ndarray, now: float = 0.0, hint: str = '', weight: float = 1.0,
@@ -92,11 +103,12 @@ class VoiceRegistry:
         e = _unit(embedding)
         best, score = self.best_match(e)
         hint = self.canonical(hint) if hint else ''
+        threshold = self.same_threshold
         if hint in self.voices and not self.voices[hint].alias_of:
-            hint_score = float(self.voices[hint].centroid @ e)
-            if hint_score >= self.same_threshold - 0.05 and hint_score >= score - 0.05:
-                best, score = hint, hint_score
-        if best and score >= self.same_threshold:
+            hint_score = self.similarity(hint, e)
+            if hint_score >= self.same_threshold - HINT_MARGIN and hint_score >= score - 0.05:
+                best, score, threshold = hint, hint_score, self.same_threshold - HINT_MARGIN
+        if best and score >= threshold:
             if learn:
                 v = self.voices[best]
                 v.total = v.total + weight * e
@@ -105,8 +117,8 @@ class VoiceRegistry:
                 v.dirty = v.dirty or v.origin_robot == self.robot
                 self._merge_similar(best, now)
             return self.canonical(best), score
-        if not learn and best:
-            return self.canonical(best), score
+        if not learn:
+            return '', score            # overlapped speech is not evidence enough for a new voice
         if len(self.voices) >= self.max_voices:
             # Bounded memory: the least used local voice makes room.
             victim = min((v for v in self.voices.values() if v.origin_robot == self.robot),

@@ -73,6 +73,13 @@ class DoaEstimator:
         self.spectrum = values
         return self._peaks(values)
 
+    def locate(self, block: np.ndarray, num_src: int) -> list[float]:
+        """pyroomacoustics' own answer for ``num_src`` sources (its peak picking, no gating): the raw baseline."""
+        with warnings.catch_warnings(), np.errstate(all='ignore'):
+            warnings.simplefilter('ignore')
+            self._doa.locate_sources(block, num_src=num_src, freq_range=self.freq_range)
+        return [float(a) for a in np.atleast_1d(self._doa.azimuth_recon)]
+
     def _peaks(self, values: np.ndarray) -> list[DoaPeak]:
         n = values.size
         left, right = np.roll(values, 1), np.roll(values, -1)

@@ -1,27 +1,31 @@
 """Cancelling the robot's own voice from its microphones (acoustic echo cancellation).
 
 The robot knows what it plays (``speech/audio``: mono chunks stamped with their play time). For every
-microphone an adaptive filter in the STFT domain (a multi-delay / partitioned-block frequency-domain
-NLMS: ``taps`` past reference frames per frequency bin) learns the loudspeaker-to-microphone path and
-subtracts its echo estimate. The step size follows Valin's double-talk-robust rule (J.-M. Valin,
-"On adjusting the learning rate in frequency domain echo cancellation with double-talk", IEEE TASLP
-2007): mu(k) = min(mu_max, leak * |echo estimate(k)|^2 / |error(k)|^2), where ``leak`` estimates the share
-of echo still in the error; near-end speech inflates the error and slows learning automatically, so a
-person talking over the robot neither diverges the filter nor gets cancelled. Before the filter has
+microphone a partitioned-block frequency-domain adaptive filter (MDF: the multidelay filter of Soo &
+Pang, as in speexdsp) learns the loudspeaker-to-microphone path and subtracts its echo estimate.
+Overlap-save with a gradient constraint makes it an exact linear convolution of ``taps`` blocks of
+``block`` samples (16 x 256 samples = 256 ms of echo path at 16 kHz), so echo paths with room
+reverberation are cancelled by 30 dB and more once converged.
+
+The step size follows Valin's double-talk-robust rule (J.-M. Valin, "On adjusting the learning rate in
+frequency domain echo cancellation with double-talk", IEEE TASLP 2007):
+mu(k) = min(mu_max, leak * |echo estimate(k)|^2 / |error(k)|^2), where ``leak`` estimates the share of
+echo still in the error. A person talking over the robot inflates the error and slows learning by
+itself, so double talk neither diverges the filter nor cancels the person. Before the filter has
 converged once, a plain NLMS step is used. The learned path is kept between speech acts (the robot
 does not move relative to its own loudspeaker).
 
-A residual-echo post-filter applies one real gain per bin to all microphones (so inter-microphone
-phase, which DOA and beamforming need, is untouched).
-
 ``ReferenceBuffer`` stores the played audio by absolute time so any microphone hop can fetch the
-reference that was playing during it.
+reference that was playing during it. ``residual_ratio_db`` follows what the canceller leaves of the
+echo when nobody else talks (a minimum tracker), which tells the hearing stage whether a block is
+the robot's own residue or a person.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from voice_robot.hearing.audio import StreamingStft
+LEAK_MARGIN = 16.0          # the step stays full until the error exceeds 16x the expected residual
+REGULARISATION = 0.05       # step normaliser floor, relative to the mean reference power over bins
 
 
 class ReferenceBuffer:
@@ -74,103 +78,142 @@ class ReferenceBuffer:
 
 
 class EchoCanceller:
-    """Per-microphone STFT-domain adaptive echo canceller with a double-talk-robust step size.
+    """Per-microphone MDF echo canceller with a double-talk-robust step size.
 
-    ``process(mic_spectra, ref_hop)`` takes the microphones' STFT frame (channels, bins) and the
-    reference hop played during it; it returns the cleaned frame. After each call ``echo_power`` and
-    ``residual_power`` (mean over microphones and bins) describe the frame.
+    ``process(mic_block, ref_block)`` takes ``block`` samples of every microphone (block, channels) and
+    of the reference played during them; it returns the echo-cancelled block (block, channels). After
+    each call ``echo_power`` (echo estimate), ``residual_power`` (what is left) and ``mic_power`` are
+    mean powers over microphones; ``echo_estimate`` holds the echo estimate of microphone 0.
     """
 
-    def __init__(self, channels: int, nfft: int, taps: int = 8, mu_max: float = 0.5, postfilter: bool = True,
-                 postfilter_overestimate: float = 2.0, postfilter_floor: float = 0.1):
+    def __init__(self, channels: int, block: int = 256, taps: int = 16, mu_max: float = 0.5,
+                 sample_rate: int = 16000, band_hz: tuple[float, float] = (300.0, 3500.0)):
         self.channels = channels
-        self.nfft = nfft
-        self.bins = nfft // 2 + 1
+        self.block = block
+        self.nfft = 2 * block
+        self.bins = block + 1
         self.taps = taps
         self.mu_max = mu_max
-        self.postfilter = postfilter
-        self.overestimate = postfilter_overestimate
-        self.floor = postfilter_floor
-        self._ref_stft = StreamingStft(nfft, 1)
-        self.weights = np.zeros((channels, taps, self.bins), np.complex64)
-        self._ref_hist = np.zeros((taps, self.bins), np.complex64)
-        self._ref_power = np.full(self.bins, 1e-6, np.float32)
+        freqs = np.arange(self.bins) * sample_rate / self.nfft
+        self._band = (freqs >= band_hz[0]) & (freqs <= band_hz[1])
+        self.weights = np.zeros((channels, taps, self.bins), np.complex128)
+        self._ref_spectra = np.zeros((taps, self.bins), np.complex128)   # newest first
+        self._ref_prev = np.zeros(block)
+        self._ref_power = np.full(self.bins, 1e-8)
+        self._constrain_next = 0
         # Valin leak estimate: recursive covariances of error and echo-estimate power spectra.
         self._mean_e = np.zeros(self.bins)
         self._mean_y = np.zeros(self.bins)
         self._r_ey = 0.0
-        self._r_yy = 1e-9
+        self._r_yy = 1e-12
         self.leak = 1.0
         self.adapted = False
-        self._adapt_energy = 0.0            # reference energy seen with a plain NLMS step
-        self._mic_smooth = np.zeros(self.bins)
-        self._err_smooth = np.zeros(self.bins)
-        self._echo_smooth = np.zeros(self.bins)
+        self._adapt_blocks = 0
+        self._mic_smooth = 0.0
+        self._err_smooth = 0.0
         self.erle_db = 0.0
         self.echo_power = 0.0
         self.residual_power = 0.0
         self.mic_power = 0.0
+        self.echo_band_power = 0.0          # speech band (band_hz) powers of the last block
+        self.residual_band_power = 0.0
+        self.echo_estimate = np.zeros(block, np.float32)
+        self.residual_ratio_db: float | None = None      # min-tracked residual / echo estimate
 
     def reset_reference(self) -> None:
         """Forget the reference history (after a long pause) but keep the learned echo path."""
-        self._ref_stft.reset()
-        self._ref_hist[:] = 0
+        self._ref_spectra[:] = 0
+        self._ref_prev[:] = 0
 
-    def process(self, mic: np.ndarray, ref_hop: np.ndarray) -> np.ndarray:
-        x = self._ref_stft.frame(ref_hop.reshape(-1, 1))[0].astype(np.complex64)
-        self._ref_hist = np.roll(self._ref_hist, 1, axis=0)
-        self._ref_hist[0] = x
-        ref_energy = float(np.sum(np.abs(self._ref_hist[0]) ** 2))
-        mic = mic.astype(np.complex64, copy=False)
-        self.mic_power = float(np.mean(np.abs(mic) ** 2))
-        if ref_energy < 1e-8 and not np.any(self._ref_hist):
-            self.echo_power = 0.0
+    def process(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        b = self.block
+        ref = np.asarray(ref, np.float64).reshape(-1)
+        if mic.shape != (b, self.channels) or ref.size != b:
+            raise ValueError(f'echo canceller takes ({b}, {self.channels}) mic and {b} reference samples, '
+                             f'got {mic.shape} and {ref.size}')
+        x = np.fft.rfft(np.concatenate([self._ref_prev, ref]))
+        self._ref_prev = ref
+        self._ref_spectra = np.roll(self._ref_spectra, 1, axis=0)
+        self._ref_spectra[0] = x
+        d = mic.astype(np.float64)
+        self.mic_power = float(np.mean(d ** 2))
+        if not np.any(self._ref_spectra):
+            self.echo_power = self.echo_band_power = 0.0
             self.residual_power = self.mic_power
+            self.residual_band_power = 0.0
+            self.echo_estimate[:] = 0
             return mic
-        echo = np.einsum('mlk,lk->mk', self.weights, self._ref_hist)
-        err = mic - echo
-        pe = np.abs(err) ** 2
-        py = np.abs(echo) ** 2
-        self.echo_power = float(np.mean(py))
-        self.residual_power = float(np.mean(pe))
-        if ref_energy > 1e-6:
-            self._adapt(err, pe, py)
-        # ERLE over far-end activity: how much the canceller takes out.
-        a = 0.9
-        self._mic_smooth = a * self._mic_smooth + (1 - a) * np.mean(np.abs(mic) ** 2, axis=0)
-        self._err_smooth = a * self._err_smooth + (1 - a) * pe.mean(axis=0)
-        self._echo_smooth = a * self._echo_smooth + (1 - a) * py.mean(axis=0)
-        if ref_energy > 1e-6:
-            self.erle_db = float(10 * np.log10((self._mic_smooth.sum() + 1e-12) / (self._err_smooth.sum() + 1e-12)))
-        if not self.postfilter:
-            return err
-        residual_echo = self.overestimate * self.leak * self._echo_smooth
-        gain = np.clip(1.0 - residual_echo / (self._err_smooth + 1e-12), self.floor, 1.0).astype(np.float32)
-        return err * gain[None, :]
+        y_spec = np.einsum('mpk,pk->mk', self.weights, self._ref_spectra)
+        y = np.fft.irfft(y_spec, n=self.nfft, axis=1)[:, b:]          # (channels, block): overlap-save
+        e = d.T - y
+        self.echo_power = float(np.mean(y ** 2))
+        self.residual_power = float(np.mean(e ** 2))
+        self.echo_estimate = y[0].astype(np.float32)
+        ref_energy = float(np.mean(ref ** 2))
+        b2 = self.block
+        err_spec = np.fft.rfft(np.concatenate([np.zeros((self.channels, b2)), e], axis=1), axis=1)
+        echo_spec = np.fft.rfft(np.concatenate([np.zeros((self.channels, b2)), y], axis=1), axis=1)
+        pe = np.abs(err_spec) ** 2
+        py = np.abs(echo_spec) ** 2
+        self.residual_band_power = float(np.mean(pe[:, self._band])) / self.nfft
+        self.echo_band_power = float(np.mean(py[:, self._band])) / self.nfft
+        if ref_energy > 1e-9:
+            self._adapt(err_spec, pe, py)
+            a = 0.9
+            self._mic_smooth = a * self._mic_smooth + (1 - a) * self.mic_power
+            self._err_smooth = a * self._err_smooth + (1 - a) * self.residual_power
+            self.erle_db = float(10 * np.log10((self._mic_smooth + 1e-14) / (self._err_smooth + 1e-14)))
+            self._track_residual_ratio()
+        return e.T.astype(np.float32)
 
-    def _adapt(self, err: np.ndarray, pe: np.ndarray, py: np.ndarray) -> None:
-        power = np.sum(np.abs(self._ref_hist) ** 2, axis=0)
-        self._ref_power = 0.7 * self._ref_power + 0.3 * power
-        norm = 1.0 / (self._ref_power + 1e-6 * self.taps)
-        if self.adapted:
-            self._update_leak(pe.mean(axis=0), py.mean(axis=0))
-            mu = np.minimum(self.mu_max, self.leak * py / (pe + 1e-10))
-        else:
-            # Not converged yet: a plain (cautious) NLMS step; converged once ERLE shows it.
-            mu = np.full(pe.shape, 0.5 * self.mu_max)
-            self._adapt_energy += 1.0
-            self._update_leak(pe.mean(axis=0), py.mean(axis=0))
-            if self._adapt_energy > 30 and self.erle_db > 6.0:
+    def _adapt(self, err_spec: np.ndarray, pe: np.ndarray, py: np.ndarray) -> None:
+        b = self.block
+        # NLMS: normalise by the energy of the whole regressor (every partition of this bin).
+        # Bins where the voice has almost no energy get a regularised step (relative to the mean), or
+        # noise there would be "explained" by huge filter gains.
+        power = np.sum(np.abs(self._ref_spectra) ** 2, axis=0)
+        self._ref_power = np.maximum(power, 0.7 * self._ref_power + 0.3 * power)
+        norm = 1.0 / (self._ref_power + REGULARISATION * float(np.mean(self._ref_power)) + 1e-9)
+        self._update_leak(pe.mean(axis=0), py.mean(axis=0))
+        # Valin's rule, mu = leak * |echo estimate|^2 / |error|^2, with the leak taken from what the
+        # canceller leaves when only the robot talks (residual_ratio_db: a minimum tracker that
+        # near-end speech cannot pull down; Valin's covariance estimate runs low on speech) and a
+        # margin: without near-end speech the step stays at mu_max, with it, it shrinks as the
+        # person's share of the error grows.
+        leak = 1.0 if self.residual_ratio_db is None else min(1.0, 10 ** (self.residual_ratio_db / 10.0))
+        # Per microphone over the whole band: a per-bin rule would starve bins not yet converged.
+        ratio = py.sum(axis=1, keepdims=True) / (pe.sum(axis=1, keepdims=True) + 1e-12)
+        mu = np.broadcast_to(self.mu_max * np.minimum(1.0, LEAK_MARGIN * leak * ratio), pe.shape)
+        if not self.adapted:
+            mu = np.full(pe.shape, self.mu_max)     # nothing learned yet: there is no echo estimate
+            self._adapt_blocks += 1
+            if self._adapt_blocks > 40 and self.erle_db > 10.0:
                 self.adapted = True
-        grad = (mu * err)[:, None, :] * np.conj(self._ref_hist)[None, :, :] * norm[None, None, :]
-        self.weights += grad.astype(np.complex64)
+        grad = (mu * err_spec)[:, None, :] * np.conj(self._ref_spectra)[None, :, :] * norm[None, None, :]
+        self.weights += grad
+        # Gradient constraint: keep every partition a causal block-length filter so the
+        # convolution stays linear (all partitions at once: one batched FFT pair).
+        w = np.fft.irfft(self.weights, n=self.nfft, axis=2)
+        w[:, :, b:] = 0.0
+        self.weights = np.fft.rfft(w, axis=2)
 
     def _update_leak(self, pe: np.ndarray, py: np.ndarray) -> None:
-        b = 0.05
-        self._mean_e = (1 - b) * self._mean_e + b * pe
-        self._mean_y = (1 - b) * self._mean_y + b * py
+        a = 0.05
+        self._mean_e = (1 - a) * self._mean_e + a * pe
+        self._mean_y = (1 - a) * self._mean_y + a * py
         de = pe - self._mean_e
         dy = py - self._mean_y
-        self._r_ey = (1 - b) * self._r_ey + b * float(np.sum(de * dy))
-        self._r_yy = (1 - b) * self._r_yy + b * float(np.sum(dy * dy))
-        self.leak = float(np.clip(self._r_ey / (self._r_yy + 1e-12), 0.0, 1.0))
+        self._r_ey = (1 - a) * self._r_ey + a * float(np.sum(de * dy))
+        self._r_yy = (1 - a) * self._r_yy + a * float(np.sum(dy * dy))
+        self.leak = float(np.clip(self._r_ey / (self._r_yy + 1e-20), 0.0, 1.0))
+
+    def _track_residual_ratio(self) -> None:
+        if self.echo_band_power < 1e-10:
+            return
+        ratio = 10 * np.log10((self.residual_band_power + 1e-14) / (self.echo_band_power + 1e-14))
+        if self.residual_ratio_db is None or ratio < self.residual_ratio_db:
+            self.residual_ratio_db = float(ratio) if self.residual_ratio_db is None else \
+                0.8 * self.residual_ratio_db + 0.2 * float(ratio)
+        else:
+            # Rise slowly (about 1.5 dB/s at 16 ms blocks): a person talking only raises the ratio.
+            self.residual_ratio_db += min(ratio - self.residual_ratio_db, 0.025)

@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from voice_robot.hearing.audio import OverlapAdd
+from voice_robot.hearing.doa import NoiseFloor
 from voice_robot.hearing.vad import CHUNK, VadStream
+
+
+NOISE_TARGET_DBFS = -55.0
+MAX_VAD_GAIN_DB = 30.0
 
 
 @dataclass
@@ -109,9 +114,11 @@ class Segment:
     early_done: bool = False
     backchannel_early: float = 0.5
     next_asr_at: float = 0.0
+    asr_interval: float = 0.5
     transcript: str = ''
     overlapped_s: float = 0.0
     human_blocks: int = 0                      # consecutive blocks that look human during a robot segment
+    foreign_since: float | None = None         # DOA has placed the sound elsewhere since then
     published: bool = False
 
 
@@ -134,6 +141,18 @@ class TalkerStream:
         self.last_probability = 0.0
         self.segment: Segment | None = None
         self.voice_id = ''
+        self.noise_floor = NoiseFloor(rise_db_per_s=2.0)
+
+    def vad_input(self, stamp: float, chunk: np.ndarray) -> np.ndarray:
+        """The chunk scaled so the stream's background sits at NOISE_TARGET_DBFS.
+
+        Silero's probabilities drop for quiet input (a talker 2 m from a small array is quiet); placing
+        the background at a fixed level makes them depend on the speech-to-noise ratio, not on gain.
+        """
+        level = 10.0 * np.log10(float(np.mean(chunk ** 2)) + 1e-14)
+        floor = self.noise_floor.update(stamp, level)
+        gain_db = float(np.clip(NOISE_TARGET_DBFS - floor, 0.0, MAX_VAD_GAIN_DB))
+        return chunk * np.float32(10 ** (gain_db / 20.0))
 
     def push_frame(self, frame_stamp: float, beam_spectrum: np.ndarray) -> list[tuple[float, np.ndarray]]:
         """Add one beamformed STFT frame; returns the completed VAD chunks (stamp, samples)."""

@@ -43,6 +43,10 @@ from voice_robot.hearing.vad import CHUNK, Vad, make_vad
 from voice_robot.pipeline import Stage
 
 EARLY_BACKCHANNEL_S = 0.18
+MAX_PARTIAL_LAG_S = 0.3
+DIRECTION_HINT_DEG = 12.0      # a new utterance this close to a known voice's direction hints at it
+REVERB_DECAY_DB_PER_S = 80.0   # 60 dB in 0.75 s: slower than most rooms ring down
+EMBEDDING_LOG = 200          # recent utterance embeddings kept for diagnostics and analysis
 
 
 @dataclass
@@ -104,7 +108,10 @@ class HearingStage(Stage):
         self.beamformer = make_beamformer(config.beamformer.kind, positions, self.sample_rate, self.nfft,
                                           config.beamformer.diagonal_loading)
         e = config.echo
-        self.echo = EchoCanceller(self.channels, self.nfft, e.filter_taps, e.step, e.postfilter)
+        self.echo = EchoCanceller(self.channels, self.hop, e.filter_taps, e.step, self.sample_rate,
+                                  tuple(config.doa.freq_range_hz))
+        self._expected_residual_db = -200.0
+        self._error_floor = NoiseFloor(rise_db_per_s=3.0)
         self.reference = ReferenceBuffer(self.sample_rate)
         self.registry = VoiceRegistry(robot.name, config.diarization.same_voice_threshold,
                                       config.diarization.merge_threshold)
@@ -129,6 +136,10 @@ class HearingStage(Stage):
         self.compute: Counter[str] = Counter()      # seconds of compute per part (diagnostics, bench)
         self.suppressed: list[tuple[str, float, float]] = []     # (robot, start, end) of robot segments
         self._latest_mic = -math.inf
+        self._echo_dominated = False
+        self._echo_history: deque = deque(maxlen=3)
+        self._voice_directions: dict[str, tuple[float, float]] = {}
+        self.embedding_log: list[tuple[str, float, float, np.ndarray]] = []
         self._leak_floor = 10 ** (-20 / 10)
 
     # --- wiring ----------------------------------------------------------------------------------
@@ -242,18 +253,17 @@ class HearingStage(Stage):
     def _process_hop(self, stamp: float, samples: np.ndarray) -> None:
         c = self.compute
         t0 = time.perf_counter()
-        frame = self._stft.frame(samples)
-        frame_stamp = stamp          # the frame ends at stamp + hop_s; its second half is this hop
         if self.config.echo.cancel_own and self.reference.last_end > stamp - 5.0:
             if not self._aec_running:
-                self.echo.reset_reference()      # stale reference frames from the last speech act
+                self.echo.reset_reference()      # stale reference blocks from the last speech act
                 self._aec_running = True
-            ref = self.reference.get(stamp, self.hop)
-            frame = self.echo.process(frame, ref)
-            self._block_echo += self.echo.echo_power * max(self.echo.leak, 0.01)
-            self._block_error += self.echo.residual_power
+            samples = self.echo.process(samples, self.reference.get(stamp, self.hop))
+            self._block_echo += self.echo.echo_band_power
+            self._block_error += self.echo.residual_band_power
         else:
             self._aec_running = False
+        frame = self._stft.frame(samples)
+        frame_stamp = stamp          # the frame ends at stamp + hop_s; its second half is this hop
         t1 = time.perf_counter()
         c['echo'] += t1 - t0
         self._history.append(frame_stamp, frame)
@@ -274,7 +284,7 @@ class HearingStage(Stage):
         self.compute['beamforming'] += t1 - t0
         for chunk_stamp, chunk in chunks:
             tv = time.perf_counter()
-            p = stream.vad.process(chunk)
+            p = stream.vad.process(stream.vad_input(chunk_stamp, chunk))
             self.compute['vad'] += time.perf_counter() - tv
             stream.last_probability = p
             track = self.tracker.get(stream.track_id)
@@ -290,8 +300,19 @@ class HearingStage(Stage):
                 self._segment_progress(stream, chunk_stamp + CHUNK / self.sample_rate)
 
     def _may_open(self, track: Track, t: float) -> bool:
-        return track.last_update >= t - self.config.tracking.support_s and \
-            track.hits >= min(self.config.tracking.birth_blocks, 2 if track.strength < 0.9 else 1)
+        """A beam may open an utterance only for a talker the array currently hears there.
+
+        Beams of a small array leak: every beam hears the loudest talker. The track must have DOA
+        support now and at least half the support of the best-supported track in the last
+        ``support_s`` (a reflection or an echo ghost gets sporadic peaks only).
+        """
+        window = self.config.tracking.support_s
+        now = self.tracker._last_t if self.tracker._last_t is not None else t
+        if track.last_update < now - window or track.last_update < t - window:
+            return False
+        mine = track.supported_since(now - window)
+        best = max((tr.supported_since(now - window) for tr in self.tracker.tracks), default=0)
+        return mine >= 0.5 * best
 
     # --- per block ---------------------------------------------------------------------------------
     def _process_block(self, t: float) -> None:
@@ -299,20 +320,36 @@ class HearingStage(Stage):
         frames = self._block_frames
         self._block_frames = []
         level = float(db(self._block_residual / len(frames)))
-        expected_residual = float(db(self._block_echo / len(frames))) if self._block_echo > 0 else -200.0
+        echo_level = float(db(self._block_echo / len(frames))) if self._block_echo > 0 else -200.0
         error_level = float(db(self._block_error / len(frames))) if self._block_error > 0 else -200.0
         self._block_residual = self._block_echo = self._block_error = 0.0
         floor = self.noise_floor.update(t, level)
         own_active = self._own_speaking(t)
         # While the robot talks, a block is talker evidence only if what the canceller leaves stands out
-        # from the echo residue it expects (leak * echo estimate); otherwise it is the robot's own voice.
-        echo_dominated = own_active and error_level < expected_residual + cfg.echo.own_echo_margin_db
+        # from the residue it leaves of the robot's voice alone (residual_ratio_db below the echo
+        # estimate); otherwise it is the robot's own voice. Until the canceller has converged once it
+        # cannot tell its residue from a person: everything is then taken for the robot's own voice (a
+        # barge-in during the robot's very first second of speech is missed rather than the robot
+        # answering itself).
+        ratio = self.echo.residual_ratio_db
+        # The room keeps ringing after each word while the echo estimate drops at once: the expected
+        # residue decays no faster than a reverberant room does; and it is never below the background.
+        decayed = self._expected_residual_db - REVERB_DECAY_DB_PER_S * self.block_hops * self.hop_s
+        expected_residual = max(echo_level + (ratio if ratio is not None else 0.0), decayed)
+        self._expected_residual_db = expected_residual if own_active else -200.0
+        error_floor = self._error_floor.update(t, error_level) if error_level > -199 else -200.0
+        echo_dominated = own_active and (not self.echo.adapted or ratio is None or error_level <
+                                         max(expected_residual, error_floor) + cfg.echo.own_echo_margin_db)
         self.last_block = {'t': t, 'level_db': level, 'floor_db': floor, 'error_db': error_level,
                            'expected_residual_db': expected_residual, 'own_active': own_active,
                            'echo_dominated': echo_dominated}
+        self._echo_dominated = echo_dominated
+        self._echo_history.append(echo_dominated)
         peaks = []
         t0 = time.perf_counter()
-        if level > floor + cfg.doa.energy_margin_db:
+        if echo_dominated:
+            self.stats['blocks echo-dominated'] += 1     # the robot's own voice: no talker evidence
+        elif level > floor + cfg.doa.energy_margin_db:
             context = [f for _, f in list(self._history.items)[-self.block_hops * cfg.doa.context_blocks:]]
             try:
                 peaks = self.doa.estimate(np.stack(context, axis=2))
@@ -333,8 +370,6 @@ class HearingStage(Stage):
                 self._close_stream(self.streams.pop(track_id), t)
         for tr in tracks:
             tr.robot_name = self._robot_for_direction(tr.azimuth, t)
-            if echo_dominated and tr.track_id in supported and not tr.robot_name:
-                tr.robot_name = self.robot
         self._update_beams(tracks)
         for tr in tracks:
             if tr.track_id not in self.streams:
@@ -345,7 +380,19 @@ class HearingStage(Stage):
                 if tr.track_id in supported:
                     seg.azimuths.append(tr.azimuth)
                     seg.weights.append(max(tr.strength, 0.1))
-                self._check_robot_segment(stream, tr, t, echo_dominated, supported)
+                    seg.foreign_since = None
+                elif seg.foreign_since is None and (supported or len(self._echo_history) == sum(self._echo_history)
+                                                    == self._echo_history.maxlen):
+                    # Another source is what the array hears now, or only the robot's own voice is.
+                    seg.foreign_since = t - self.block_hops * self.hop_s
+                if seg.robot_name:
+                    self._check_robot_segment(stream, tr, t, echo_dominated, supported)
+                elif seg.foreign_since is not None and t - seg.foreign_since >= cfg.tracking.support_s:
+                    # The beam still hears speech, but the array hears it from elsewhere: another
+                    # talker took over (leakage into this beam). The talker stopped when that began.
+                    self.stats['utterances ended by another talker'] += 1
+                    self._close_segment(stream, seg.foreign_since, True)
+                    stream.endpointer.force_end(t)
         self._overlaps()
         self._publish_sources(t, tracks)
         if self.now() - self._last_identities >= cfg.identities_period_s:
@@ -433,7 +480,11 @@ class HearingStage(Stage):
         if track is not None:
             seg.azimuths.append(track.azimuth)
             seg.weights.append(max(track.strength, 0.1))
-            seg.robot_name = track.robot_name
+            seg.robot_name = track.robot_name or self._robot_for_direction(track.azimuth, start)
+        if not seg.robot_name and self._own_speaking(start) and sum(self._echo_history) >= 2:
+            # While the robot talks, a person must stand out from its residue in most recent blocks.
+            seg.robot_name = self.robot
+        seg.asr_interval = self.config.asr.partial_interval_s
         seg.next_asr_at = start + max(self.config.asr.min_partial_audio_s, self.config.asr.partial_interval_s)
         stream.segment = seg
         if seg.robot_name:
@@ -457,7 +508,13 @@ class HearingStage(Stage):
             self._publish_utterance(stream, seg, end=t, final=False)
             return
         if t >= seg.next_asr_at and cfg.asr.backend != 'none':
-            seg.next_asr_at = t + cfg.asr.partial_interval_s
+            # Each partial re-decodes the utterance so far: space them out as it grows.
+            seg.asr_interval *= cfg.asr.partial_growth
+            seg.next_asr_at = t + seg.asr_interval
+            if self.now() - t > MAX_PARTIAL_LAG_S:
+                # Processing is behind the audio: partial text would be stale; catch up first.
+                self.stats['asr partials skipped (behind)'] += 1
+                return
             audio = stream.audio(seg.start - cfg.vad.pad_ms / 1000.0, t)
             t0 = time.perf_counter()
             try:
@@ -466,6 +523,7 @@ class HearingStage(Stage):
                 self.stats['asr errors'] += 1
                 self.drop('asr failed', f'{type(exc).__name__}: {exc}')
                 return
+            self.stats['asr partial decodes'] += 1
             self.compute['asr'] += time.perf_counter() - t0
             if result.text:
                 seg.transcript, _ = self.name_matcher.correct(result.text)
@@ -530,6 +588,8 @@ class HearingStage(Stage):
         self.compute['embedding'] += time.perf_counter() - t0
         if emb is None:
             return self.registry.canonical(stream.voice_id) if stream.voice_id else '', ''
+        self.embedding_log.append((seg.utterance_id, seg.start, end, emb))
+        del self.embedding_log[:-EMBEDDING_LOG]
         if self.models.robot_voices is not None:
             for robot, sim in self.models.robot_voices.similarity(emb).items():
                 speaking = self._own_speaking(end) if robot == self.robot else self._peer_speaking(robot, end)
@@ -545,9 +605,22 @@ class HearingStage(Stage):
                 return self.registry.canonical(best), ''
             if overlapped and duration < cfg.diarization.min_audio_s:
                 return '', ''
-        voice_id, _ = self.registry.assign(emb, self.now(), hint=stream.voice_id, learn=not overlapped)
+        hint = stream.voice_id or self._voice_from_direction(seg)
+        voice_id, _ = self.registry.assign(emb, self.now(), hint=hint, learn=not overlapped)
         stream.voice_id = voice_id
+        az, _ = self._azimuth(seg)
+        self._voice_directions[voice_id] = (az, end)
         return voice_id, ''
+
+    def _voice_from_direction(self, seg: Segment) -> str:
+        """The voice last heard from (about) this direction: people mostly stay where they are, so it is
+        the likely talker when the embedding alone is borderline."""
+        az, _ = self._azimuth(seg)
+        best, best_t = '', -math.inf
+        for voice_id, (vaz, t) in self._voice_directions.items():
+            if abs(wrap(az - vaz)) <= math.radians(DIRECTION_HINT_DEG) and t > best_t:
+                best, best_t = voice_id, t
+        return self.registry.canonical(best) if best else ''
 
     def _overlaps(self) -> None:
         open_segments = [s.segment for s in self.streams.values() if s.segment is not None and not s.segment.robot_name]

@@ -332,7 +332,11 @@ def backchannel_probability_early(audio: np.ndarray, sample_rate: int = SAMPLE_R
         v = onset_vector(audio, sample_rate)
     except ValueError:
         return 0.5
-    x = (v - BACKCHANNEL_FEATURE_MEAN) / BACKCHANNEL_FEATURE_STD
+    return backchannel_probability_early_from_vector(v)
+
+
+def backchannel_probability_early_from_vector(vector: np.ndarray) -> float:
+    x = (np.asarray(vector, float) - BACKCHANNEL_FEATURE_MEAN) / BACKCHANNEL_FEATURE_STD
     return _sigmoid(BACKCHANNEL_EARLY_TEMPER * float(BACKCHANNEL_EARLY_WEIGHTS @ x + BACKCHANNEL_EARLY_BIAS))
 
 
