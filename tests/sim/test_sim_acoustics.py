@@ -199,3 +199,28 @@ def test_babble_talkers_avoid_the_participants_voices_and_have_unit_power():
     # several talkers at once: the envelope rarely drops to silence, unlike a single voice
     frames = x[:len(x) // 320 * 320].reshape(-1, 320)
     assert np.mean(np.mean(frames ** 2, axis=1) < 0.01) < 0.05
+
+
+def schroeder_t30(h, fs=16000):
+    """Reverberation time from the backward-integrated energy decay (-5 to -35 dB, doubled)."""
+    energy = np.cumsum(h[::-1].astype(np.float64) ** 2)[::-1]
+    decay = 10 * np.log10(energy / energy[0] + 1e-30)
+    return 2 * (np.argmax(decay < -35) - np.argmax(decay < -5)) / fs
+
+
+@pytest.mark.parametrize('size,rt60', [([6.0, 5.0, 2.8], 0.3), ([8.0, 6.0, 3.2], 0.6), ([4.0, 4.0, 2.5], 1.5)])
+def test_reverberation_time_matches_the_scenario(size, rt60):
+    # long RT60s use image sources for the first 0.25 s and a diffuse tail after: still the right decay
+    data = base_scenario(room={'size_m': size, 'rt60_s': rt60},
+                         robots=[{'name': 'ada', 'position_m': [1.5, 2.0],
+                                  'mic_array': {'layout': 'circular', 'channels': 6, 'radius_m': 0.046,
+                                                'height_m': 1.0}}],
+                         humans=[{'name': 'hugo', 'position_m': [3.0, 2.2, 1.2], 'voice': 'flite:awb'}])
+    h = room_impulse_responses(scenario_from(data), 16000).rir('human:hugo')
+    t30 = [schroeder_t30(channel) for channel in h]
+    assert np.mean(t30) == pytest.approx(rt60, rel=0.12)
+    # the late part is diffuse: two mics 4.6 cm apart agree at low and disagree at high frequencies
+    late = h[:, int(0.3 * 16000):]
+    if late.shape[1] > 4096:
+        f, msc = coherence(late[0], late[1], fs=16000, nperseg=256)
+        assert msc[(f > 100) & (f < 500)].mean() > 0.7 and msc[f > 5000].mean() < 0.3

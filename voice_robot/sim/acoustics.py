@@ -5,6 +5,12 @@ humans' mouths, every robot's loudspeaker and every point noise source; receiver
 of every robot, stacked into one channel axis (``ArrayLayout`` says which channels belong to which
 robot). Impulse responses are computed once per room geometry and kept in an in-memory cache.
 
+Image sources model the first ``ISM_MAX_S`` (0.25 s) of each response, every reflection with its true
+direction; in rooms that reverberate longer, the rest is a statistical tail (exponentially decaying
+noise with diffuse-field coherence across each array, continuing the images' energy and decaying by
+60 dB per RT60). Pure image sources would cost minutes for RT60 >= 1 s (the count grows with the
+cube of the order).
+
 Levels follow the free-field law 1/(4 pi r): pyroomacoustics 0.10 scales its image sources by 1/r only,
 so the responses are divided by 4 pi here. A talker at -23 dBFS (the TTS level) 1.5 m from an array is
 then about -45 dBFS at the microphones, and a robot's own loudspeaker ~0.25 m from its array about
@@ -23,6 +29,7 @@ Randomness comes from ``substream(seed, *keys)``: independent, reproducible gene
 """
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import zlib
@@ -43,7 +50,8 @@ SPEECH_LEVEL_DBFS = -23.0            # dry level of human voices (TTS output and
 _PRA_GLOBAL_DELAY = pra.constants.get('frac_delay_length') // 2
 _FREE_FIELD_SCALE = 1.0 / (4.0 * math.pi)
 _RIR_DECAY_DB = 60.0                 # responses are cut where their remaining energy is this far down
-_RIR_CACHE_VERSION = 1               # bump when the way responses are computed changes
+_RIR_CACHE_VERSION = 2               # bump when the way responses are computed changes
+ISM_MAX_S = 0.25                     # image sources model this much of a response; a diffuse tail the rest
 
 
 class AcousticsError(ValueError):
@@ -123,15 +131,56 @@ class RoomImpulseResponses:
         return list(self._responses)
 
 
-def room_parameters(size_m, rt60_s: float) -> tuple[float, int]:
-    """(energy absorption, image-source order) reaching ``rt60_s``; rt60 0 is anechoic."""
+@dataclass(frozen=True)
+class RoomParameters:
+    absorption: float          # energy absorption of every wall (Sabine)
+    sabine_order: int          # image-source order that would reach RT60 by images alone
+    ism_order: int             # order actually computed (capped: the cost grows with its cube)
+    crossover_s: float | None  # from here on a statistical diffuse tail replaces the incomplete images
+
+
+def room_parameters(size_m, rt60_s: float) -> RoomParameters:
+    """Wall absorption and image-source order for ``rt60_s`` (pyroomacoustics' inverse Sabine); 0 = anechoic."""
     if rt60_s <= 0:
-        return 1.0, 0
+        return RoomParameters(1.0, 0, 0, None)
     try:
-        absorption, max_order = pra.inverse_sabine(rt60_s, list(size_m), c=SPEED_OF_SOUND)
+        absorption, order = pra.inverse_sabine(rt60_s, list(size_m), c=SPEED_OF_SOUND)
     except ValueError as exc:
         raise AcousticsError(f'room {list(size_m)} cannot reach RT60 {rt60_s} s: {exc}') from None
-    return float(absorption), int(max_order)
+    # Images of order N fill a sphere of radius (N + 1) * r_min around the source (inverse_sabine's
+    # geometry): up to that delay the response is complete.
+    r_min = min(a * b / math.hypot(a, b) for a, b in itertools.combinations(size_m, 2))
+    cap = max(1, int(math.ceil(SPEED_OF_SOUND * ISM_MAX_S / r_min - 1)))
+    if order <= cap:
+        return RoomParameters(float(absorption), int(order), int(order), None)
+    return RoomParameters(float(absorption), int(order), cap, (cap + 1) * r_min / SPEED_OF_SOUND)
+
+
+def _diffuse_tail(rirs: np.ndarray, mic_positions: np.ndarray, rt60_s: float, crossover_s: float,
+                  sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Replace the response after ``crossover_s`` by exponentially decaying diffuse noise.
+
+    Its level continues the images' energy just before the crossover, it decays by 60 dB per RT60,
+    and it has the sinc coherence of a diffuse field across the array's microphones.
+    """
+    x0 = int(round(crossover_s * sample_rate))
+    fade = int(0.01 * sample_rate)
+    window = int(0.03 * sample_rate)
+    if x0 - fade - window <= 0:
+        return rirs
+    level = math.sqrt(float(np.mean(rirs[:, x0 - fade - window:x0 - fade] ** 2)))
+    length = int(rt60_s * sample_rate) + fade
+    noise = DiffuseNoise(mic_positions, 'white', 1.0, sample_rate, rng).read(length).T       # (mics, length)
+    t = (np.arange(length) - fade) / sample_rate
+    tail = level * noise * 10 ** (-3.0 * np.maximum(t, 0.0) / rt60_s)
+    out = np.zeros((rirs.shape[0], x0 - fade + length))
+    keep = min(x0, rirs.shape[1])
+    out[:, :keep] = rirs[:, :keep]
+    ramp = 0.5 - 0.5 * np.cos(np.pi * np.arange(fade) / fade)      # raised cosine, 0 -> 1
+    start = x0 - fade
+    out[:, start:x0] *= 1.0 - ramp
+    out[:, start:] += tail * np.concatenate([ramp, np.ones(length - fade)])
+    return out
 
 
 def _trim_decay(rirs: np.ndarray, decay_db: float = _RIR_DECAY_DB) -> np.ndarray:
@@ -219,9 +268,9 @@ def room_impulse_responses(scenario, sample_rate: int = 16000) -> RoomImpulseRes
 
 def _compute_rirs(scenario, sample_rate: int) -> RoomImpulseResponses:
     layout = array_layout(scenario)
-    absorption, max_order = room_parameters(scenario.room.size_m, scenario.room.rt60_s)
-    room = pra.ShoeBox(list(scenario.room.size_m), fs=sample_rate, materials=pra.Material(absorption),
-                       max_order=max_order, air_absorption=False)
+    params = room_parameters(scenario.room.size_m, scenario.room.rt60_s)
+    room = pra.ShoeBox(list(scenario.room.size_m), fs=sample_rate, materials=pra.Material(params.absorption),
+                       max_order=params.ism_order, air_absorption=False)
     mics = np.concatenate([r.mic_positions_map() for r in scenario.robots])
     room.add_microphone_array(mics.T)
     keys = []
@@ -237,8 +286,16 @@ def _compute_rirs(scenario, sample_rate: int) -> RoomImpulseResponses:
             h = room.rir[m][s]
             stacked[m, :len(h)] = h
         stacked = stacked[:, _PRA_GLOBAL_DELAY:] * _FREE_FIELD_SCALE
+        if params.crossover_s is not None:
+            arrays = []
+            for robot in scenario.robots:
+                rng = substream(zlib.crc32(repr(_geometry_key(scenario, sample_rate)).encode()), 'tail', key, robot.name)
+                arrays.append(_diffuse_tail(stacked[layout.channel_slice(robot.name)], robot.mic_positions_map(),
+                                            scenario.room.rt60_s, params.crossover_s, sample_rate, rng))
+            taps = max(a.shape[1] for a in arrays)
+            stacked = np.concatenate([np.pad(a, ((0, 0), (0, taps - a.shape[1]))) for a in arrays])
         responses[key] = np.ascontiguousarray(_trim_decay(stacked), dtype=np.float32)
-    return RoomImpulseResponses(responses, layout, sample_rate, absorption, max_order)
+    return RoomImpulseResponses(responses, layout, sample_rate, params.absorption, params.ism_order)
 
 
 # --- convolution -------------------------------------------------------------------------------
