@@ -29,7 +29,8 @@ class World:
             if r.name in run:
                 self.managers[r.name] = self.bus.add(PersonManager(r, list(robots), config or FusingConfig()), r.ns)
         self.published = {name: [] for name in self.managers}
-        self.bus.tap('/persons', lambda topic, msg, t: self.published.setdefault(getattr(msg, 'robot', '?'), []).append(msg))
+        self.bus.tap('/persons',
+                     lambda topic, msg, t: self.published.setdefault(getattr(msg, 'robot', '?'), []).append(msg))
 
     def faces(self, robot, t, faces):
         self.bus.publish(f'{robot.ns}/faces/attention', m.FaceFrame(stamp=t, robot=robot.name, faces=faces), at=t)

@@ -143,10 +143,14 @@ def test_ids_stable_across_shifted_frames(stage, group_photo):
 
 def test_lost_face_comes_back_with_new_id(stage, astronaut):
     blank = np.full_like(astronaut, 90)
-    out = run_frames(stage, [astronaut] + [blank] * 15 + [astronaut], dt=0.1)
-    assert len(out[0].faces) == 1 and len(out[-1].faces) == 1
-    assert all(not f.faces for f in out[1:-1])
-    assert out[-1].faces[0].face_id != out[0].faces[0].face_id
+    out = run_frames(stage, [astronaut] + [blank] * 15 + [astronaut] * 11, dt=0.1)
+    assert len(out[0].faces) == 1
+    assert all(not f.faces for f in out[1:16])
+    back = [f for f in out[16:] if f.faces]
+    # Found again by the next periodic detection (detect_interval_s = 1 s), then followed every frame.
+    assert len(back) >= 11 - 10 * stage.config.face_tracker.detect_interval_s
+    assert back[-1] is out[-1]
+    assert {f.faces[0].face_id for f in back} == {back[0].faces[0].face_id} != {out[0].faces[0].face_id}
 
 
 def test_face_at_border_has_lower_confidence(stage, analyzer, astronaut):

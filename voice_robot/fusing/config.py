@@ -13,7 +13,8 @@ class FusingConfig(Section):
     default_distance_m: float = Field(1.5, gt=0)       # range assumed for a voice heard by one robot only
     default_height_m: float = Field(1.3, gt=0)         # mouth height assumed for a voice nobody has seen
     publish_period_s: float = Field(0.2, gt=0)         # /persons at ~5 Hz
-    peer_voice_window_s: float = Field(1.0, gt=0)      # bearings of one voice from several robots this close in time are triangulated
+    # Bearings of one voice from several robots this close in time are triangulated.
+    peer_voice_window_s: float = Field(1.0, gt=0)
     mouth_open_speaking: float = Field(0.15, ge=0, le=1)   # mouth_open (90th percentile in a turn) of someone talking
     speaking_hold_s: float = Field(0.5, ge=0)          # is_speaking stays on this long after the last speech evidence
     gaze_history_s: float = Field(30.0, gt=0)          # looked_at history kept per person for attention_during

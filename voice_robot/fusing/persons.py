@@ -39,7 +39,7 @@ from voice_robot.config.robots import RobotSpec
 from voice_robot.fusing.config import FusingConfig
 from voice_robot.fusing.geometry import angle_diff, bearing_from, point_along_bearing, triangulate_bearings
 from voice_robot.pipeline import Stage
-from voice_robot.seeing.attention import NONE, PERSON_PREFIX, face_position_map
+from voice_robot.seeing.attention import PERSON_PREFIX, face_position_map
 
 PROCESS_NOISE_M2_PER_S = 0.05     # a person drifts ~0.2 m/s at most while talking
 VOICE_ONLY_STD_M = 1.0            # one robot's direction, no range
@@ -338,6 +338,7 @@ class PersonTable:
         for p in self.persons.values():
             p.predict(t)
         person, confidence = self._speaker_of(utt, observer, std)
+        seed = f'{observer.name}/{utt.voice_id or utt.utterance_id}@{utt.start:.3f}'
         located = self._triangulate_voice(utt, observer, t)
         if person is None:
             if located is not None:
@@ -346,12 +347,11 @@ class PersonTable:
                         if float(np.linalg.norm(p.position[:2] - point[:2])) < max(cfg.person_merge_m, 2 * radius)]
                 person = min(near, key=lambda p: float(np.linalg.norm(p.position[:2] - point[:2])), default=None)
                 if person is None:
-                    person = self._create(point, radius ** 2, t, seed=f'{observer.name}/{utt.voice_id or utt.utterance_id}@{utt.start:.3f}')
+                    person = self._create(point, radius ** 2, t, seed=seed)
                 confidence = 0.6
             else:
                 point = point_along_bearing(observer, float(utt.azimuth), cfg.default_distance_m, cfg.default_height_m)
-                person = self._create(point, VOICE_ONLY_STD_M ** 2, t,
-                                      seed=f'{observer.name}/{utt.voice_id or utt.utterance_id}@{utt.start:.3f}')
+                person = self._create(point, VOICE_ONLY_STD_M ** 2, t, seed=seed)
                 confidence = 0.5
         elif located is not None and not person.has_face(t, cfg.forget_after_s):
             point, radius = located
@@ -418,8 +418,8 @@ class PersonTable:
             if not strengthen:        # partial results of one turn are not independent evidence
                 person.voice_confidence = max(person.voice_confidence, confidence)
                 return
-            person.voice_confidence = min(0.99, person.voice_confidence + 0.3 * confidence * (1 - person.voice_confidence)
-                                          + 0.1 * confidence)
+            gain = 0.3 * confidence * (1 - person.voice_confidence) + 0.1 * confidence
+            person.voice_confidence = min(0.99, person.voice_confidence + gain)
         elif not person.voice_id or confidence > person.voice_confidence:
             person.voice_id, person.voice_confidence = voice_id, confidence
 
@@ -509,7 +509,8 @@ class PersonTable:
             found = self.persons.get(self.resolve(link)) if link is not None else None
             if not free(found):
                 same = self.get(q.person_id)
-                if free(same) and float(np.linalg.norm(same.position[:2] - pos[:2])) < max(1.5, 3 * math.sqrt(same.variance)):
+                gate = max(1.5, 3 * math.sqrt(same.variance)) if same is not None else 0.0
+                if free(same) and float(np.linalg.norm(same.position[:2] - pos[:2])) < gate:
                     found = same
             if not free(found) and q.voice_id:
                 found = next((p for p in self.persons.values() if p.voice_id == q.voice_id and free(p)), None)

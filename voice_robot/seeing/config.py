@@ -26,9 +26,10 @@ class FaceTrackerConfig(Section):
     lost_after_s: float = Field(1.0, gt=0)
     assumed_face_height_m: float = Field(0.22, gt=0)   # hairline to chin: scale of the generic 3-D face
     # Detection is the expensive part: between detections faces are followed by their own landmarks.
-    detect_interval_s: float = Field(0.5, ge=0)
+    detect_interval_s: float = Field(1.0, ge=0)
     haar_rotations_deg: list[float] = Field(default_factory=lambda: [0.0, -25.0, 25.0], min_length=1)
     haar_min_neighbors: int = Field(5, ge=1)
+    haar_scale_factor: float = Field(1.1, gt=1.0, le=2.0)   # pyramid step: larger is faster, misses more
     mediapipe_min_confidence: float = Field(0.5, ge=0, le=1)
     mesh_min_confidence: float = Field(0.5, ge=0, le=1)  # face presence in a crop (rejects false detections)
     crop_scale: float = Field(2.0, ge=1.2, le=4.0)       # crop side / face box side handed to the mesh

@@ -95,7 +95,7 @@ class HaarFaceDetector(FaceDetector):
     name = 'haar'
 
     def __init__(self, min_face_px: int = 32, rotations_deg=(0.0,), min_neighbors: int = 5,
-                 cascade: str = 'haarcascade_frontalface_default.xml'):
+                 scale_factor: float = 1.1, cascade: str = 'haarcascade_frontalface_default.xml'):
         path = cv2.data.haarcascades + cascade
         self._cascade = cv2.CascadeClassifier(path)
         if self._cascade.empty():
@@ -103,6 +103,7 @@ class HaarFaceDetector(FaceDetector):
         self.min_face_px = int(min_face_px)
         self.rotations = [float(r) for r in rotations_deg] or [0.0]
         self.min_neighbors = int(min_neighbors)
+        self.scale_factor = float(scale_factor)
 
     def passes(self, step: int | None) -> list[float]:
         """Rotations searched at ``step``: all, or the upright pass plus one rotated pass in turn."""
@@ -141,7 +142,7 @@ class HaarFaceDetector(FaceDetector):
             rotated = cv2.warpAffine(gray, rot, (nw, nh))
             back = cv2.invertAffineTransform(rot)
         found, _, weights = self._cascade.detectMultiScale3(
-            rotated, scaleFactor=1.1, minNeighbors=self.min_neighbors, minSize=(min_px, min_px),
+            rotated, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_px, min_px),
             outputRejectLevels=True)
         out = []
         for (x, y, bw, bh), weight in zip(found, np.ravel(weights) if len(found) else []):
@@ -182,7 +183,8 @@ class MediapipeFaceDetector(FaceDetector):
 def make_detector(config) -> FaceDetector:
     """The detector named by a FaceTrackerConfig."""
     if config.detector == 'haar':
-        return HaarFaceDetector(config.min_face_px, config.haar_rotations_deg, config.haar_min_neighbors)
+        return HaarFaceDetector(config.min_face_px, config.haar_rotations_deg, config.haar_min_neighbors,
+                                config.haar_scale_factor)
     if config.detector == 'mediapipe':
         return MediapipeFaceDetector(config.mediapipe_min_confidence, config.min_face_px)
     raise ValueError(f'unknown face detector {config.detector!r} (haar or mediapipe)')

@@ -91,7 +91,8 @@ def estimate_head_pose(landmarks: lm.FaceLandmarks, camera: CameraModel,
     return HeadPose(rot, t, err, scale)
 
 
-def _eye_gaze(landmarks: lm.FaceLandmarks, pose: HeadPose, camera: CameraModel, eye: str) -> tuple[np.ndarray, float] | None:
+def _eye_gaze(landmarks: lm.FaceLandmarks, pose: HeadPose, camera: CameraModel,
+              eye: str) -> tuple[np.ndarray, float] | None:
     """(gaze unit vector in optical frame, eye width px) from one eye's iris, or None."""
     iris = lm.RIGHT_IRIS if eye == 'right' else lm.LEFT_IRIS
     outer, inner = ((lm.RIGHT_EYE_OUTER, lm.RIGHT_EYE_INNER) if eye == 'right'
