@@ -278,6 +278,7 @@ def _compute_rirs(scenario, sample_rate: int) -> RoomImpulseResponses:
         room.add_source(list(position))
         keys.append(key)
     room.compute_rir()
+    tail_seed = zlib.crc32(repr(_geometry_key(scenario, sample_rate)).encode())   # same room, same tail
     responses = {}
     for s, key in enumerate(keys):
         taps = max(len(room.rir[m][s]) for m in range(mics.shape[0]))
@@ -289,7 +290,7 @@ def _compute_rirs(scenario, sample_rate: int) -> RoomImpulseResponses:
         if params.crossover_s is not None:
             arrays = []
             for robot in scenario.robots:
-                rng = substream(zlib.crc32(repr(_geometry_key(scenario, sample_rate)).encode()), 'tail', key, robot.name)
+                rng = substream(tail_seed, 'tail', key, robot.name)
                 arrays.append(_diffuse_tail(stacked[layout.channel_slice(robot.name)], robot.mic_positions_map(),
                                             scenario.room.rt60_s, params.crossover_s, sample_rate, rng))
             taps = max(a.shape[1] for a in arrays)
