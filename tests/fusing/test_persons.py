@@ -269,3 +269,24 @@ def test_peer_persons_match_ours_one_to_one():
     by_face = {f: p for p in a for f in p.face_ids}
     assert by_face['B/b2'].person_id != by_face['A/a1'].person_id
     assert np.linalg.norm(np.array(by_face['B/b2'].position[:2]) - p2[:2]) < 0.2
+
+
+def test_unidentified_sound_from_nowhere_makes_no_person_and_guessed_voices_do_not_merge_by_position():
+    w = World()
+    w.say(utterance(A, [1.0, 4.0, 1.3], 'radio', 0.2, 1.0))            # no voice id, nobody there
+    w.run(1.2)
+    assert w.latest('A') == []
+    # A voice 18 degrees off a silent face is someone unseen; placed at a guessed range right next to
+    # that face it still stays its own person (guessed positions do not merge).
+    face_at = np.array([2.5, 2.0, 1.3])
+    for k in range(20):
+        w.faces(A, 1.2 + 0.1 * k, [observe_face(A, face_at, A_HEAD, 'f1')])      # mouth closed throughout
+    w.run(3.05)
+    voice_from = A.array_center_map() + 1.5 * np.array([math.cos(math.radians(18)), math.sin(math.radians(18)), 0])
+    w.say(utterance(A, voice_from, 'u2', 2.2, 3.0, voice_id='v8'))
+    assert np.linalg.norm(face_at[:2] - (A.array_center_map()[:2] + 1.5 * np.array(
+        [math.cos(math.radians(18)), math.sin(math.radians(18))]))) < FusingConfig().person_merge_m
+    w.run(4.0)
+    persons = w.latest('A')
+    assert len(persons) == 2
+    assert {p.voice_id for p in persons} == {'', 'v8'}

@@ -50,6 +50,7 @@ MOUTH_SAMPLES = 200
 GAZE_SAMPLES = 900
 UTTERANCE_CACHE = 256
 ALIAS_CACHE = 512
+MIN_SPEAKER_SCORE = 0.05          # direction fit x mouth evidence below this: nobody we know spoke
 NEUTRAL_MOUTH = 0.4               # mouth evidence of a person whose face was not seen during the turn
 
 
@@ -328,7 +329,11 @@ class PersonTable:
         return float(0.05 + 0.95 / (1.0 + math.exp(-max(-50.0, min(50.0, x)))))
 
     def observe_utterance(self, utt: m.Utterance, observer: RobotSpec | None = None) -> tuple[str, float] | None:
-        """Attribute an utterance to a person (creating one for an unknown voice); (person id, confidence)."""
+        """Attribute an utterance to a person: (person id, confidence).
+
+        An unknown voice id becomes a person of its own; an utterance without a voice id from a
+        direction where nobody is gives None (it may be a radio, a TV, an echo).
+        """
         observer = observer or self.robots.get(utt.robot) or self.spec
         cfg = self.config
         t = float(max(utt.end, utt.stamp)) if _finite((utt.stamp,)) else float(utt.end)
@@ -340,6 +345,9 @@ class PersonTable:
         person, confidence = self._speaker_of(utt, observer, std)
         seed = f'{observer.name}/{utt.voice_id or utt.utterance_id}@{utt.start:.3f}'
         located = self._triangulate_voice(utt, observer, t)
+        if person is None and not utt.voice_id:
+            self._count('utterances with no voice id and nobody in their direction')
+            return None
         if person is None:
             if located is not None:
                 point, radius = located
@@ -396,6 +404,10 @@ class PersonTable:
             return None, 0.0
         scores.sort(key=lambda s: -s[0])
         best, person = scores[0]
+        if best < MIN_SPEAKER_SCORE:
+            if linked is not None and linked.voice_confidence >= 0.3:
+                return linked, linked.voice_confidence
+            return None, 0.0
         total = sum(s for s, _ in scores)
         confidence = float(np.clip(best / total * min(1.0, best / 0.3), 0.05, 0.99)) if total > 0 else 0.05
         if linked is not None and linked is not person and linked.voice_confidence >= confidence:
@@ -550,6 +562,8 @@ class PersonTable:
                 a, b = self.persons.get(a_id), self.persons.get(b_id)
                 if a is None or b is None:
                     continue
+                if max(a.variance, b.variance) > 0.25:
+                    continue       # a voice placed at a guessed range is merged by its voice, not its position
                 if float(np.linalg.norm(a.position[:2] - b.position[:2])) >= self.config.person_merge_m:
                     continue
                 if a.voice_id and b.voice_id and a.voice_id != b.voice_id:
