@@ -50,7 +50,7 @@ SPEECH_LEVEL_DBFS = -23.0            # dry level of human voices (TTS output and
 _PRA_GLOBAL_DELAY = pra.constants.get('frac_delay_length') // 2
 _FREE_FIELD_SCALE = 1.0 / (4.0 * math.pi)
 _RIR_DECAY_DB = 60.0                 # responses are cut where their remaining energy is this far down
-_RIR_CACHE_VERSION = 2               # bump when the way responses are computed changes
+_RIR_CACHE_VERSION = 3               # bump when the way responses are computed changes
 ISM_MAX_S = 0.25                     # image sources model this much of a response; a diffuse tail the rest
 
 
@@ -95,14 +95,14 @@ def array_layout(scenario) -> ArrayLayout:
 
 
 def source_positions(scenario) -> dict[str, np.ndarray]:
-    """Every sound source of a scenario by key: 'human:<name>', 'robot:<name>', 'noise:<name>'."""
+    """Every sound source by key: 'human:<name>', 'robot:<name>', 'noise:<index>' (names need not be unique)."""
     out: dict[str, np.ndarray] = {}
     for h in scenario.humans:
         out[f'human:{h.name}'] = np.asarray(h.position_m, dtype=float)
     for r in scenario.robots:
         out[f'robot:{r.name}'] = r.loudspeaker_map()
-    for n in scenario.room.noise_sources:
-        out[f'noise:{n.name}'] = np.asarray(n.position_m, dtype=float)
+    for i, n in enumerate(scenario.room.noise_sources):
+        out[f'noise:{i}'] = np.asarray(n.position_m, dtype=float)
     return out
 
 

@@ -135,7 +135,7 @@ class Simulator:
                 self._diffuse[robot.name] = DiffuseNoise(robot.mic_positions_map(), noise.kind, rms, sample_rate,
                                                          substream(seed, 'diffuse', robot.name),
                                                          avoid_voices=self._participant_voices())
-        self._point = [self._point_noise(n) for n in scenario.room.noise_sources]
+        self._point = [self._point_noise(i, n) for i, n in enumerate(scenario.room.noise_sources)]
         self._self_noise = substream(seed, 'self-noise')
         self._self_noise_rms = 10 ** (MIC_SELF_NOISE_DBFS / 20)
 
@@ -345,7 +345,7 @@ class Simulator:
         gains = [float(np.mean(np.sum(self.rirs.rir(f'human:{h}') ** 2, axis=1))) for h in self._humans]
         return float(np.mean(gains)) * 10 ** (-23.0 / 10)
 
-    def _point_noise(self, spec) -> PointNoise:
+    def _point_noise(self, index: int, spec) -> PointNoise:
         seed = self.scenario.seed
         clip = None
         if spec.kind == 'clip':
@@ -353,16 +353,16 @@ class Simulator:
                 clip = load_clip(self.scenario.resolve(spec.clip), self.sample_rate)
             except ValueError as exc:
                 raise SimulationError(f'noise source {spec.name}: {exc}') from None
-        rirs = self.rirs.rir(f'noise:{spec.name}')
-        calibration = mono_stream(spec.kind, substream(seed, 'noise-calibration', spec.name), self.sample_rate, clip,
-                                  self._participant_voices())
+        rirs = self.rirs.rir(f'noise:{index}')
+        voices = self._participant_voices()
+        calibration = mono_stream(spec.kind, substream(seed, 'noise-calibration', index, spec.name), self.sample_rate,
+                                  clip, voices)
         sample = calibration.read(int(NOISE_CALIBRATION_S * self.sample_rate) if clip is None else len(clip))
         # the streams have unit power, so this gain puts the source's mean level at the arrays on target
         per_unit = array_power_gain(rirs, sample)
         target = self.speech_power * 10 ** (spec.level_db / 10)
         gain = math.sqrt(target / max(per_unit, 1e-20))
-        stream = mono_stream(spec.kind, substream(seed, 'noise', spec.name), self.sample_rate, clip,
-                             self._participant_voices())
+        stream = mono_stream(spec.kind, substream(seed, 'noise', index, spec.name), self.sample_rate, clip, voices)
         return PointNoise(spec.name, stream, rirs, gain, self.sample_rate)
 
     def _participant_voices(self) -> tuple[str, ...]:
