@@ -257,9 +257,10 @@ class PyAudioSource(AudioSource):
         due = min(self._timeline.due(now), self._timeline.max_burst)
         out = []
         try:
-            available = self._stream.get_read_available()
-            n = min(due, available // self.frame_size)
-            for _ in range(n):
+            for _ in range(due):
+                # Only what the device already has: a read never waits for audio in a timer callback.
+                if self._stream.get_read_available() < self.frame_size:
+                    break
                 try:
                     data = self._stream.read(self.frame_size, exception_on_overflow=True)
                 except OSError as exc:

@@ -22,6 +22,10 @@ from scipy.optimize import linear_sum_assignment
 
 from voice_robot.hearing.doa import DoaPeak, wrap
 
+# People sit or stand: a source turns around the array slowly, and a still one stops "moving" soon.
+MAX_RATE = math.radians(60.0)        # rad/s
+VELOCITY_TAU_S = 0.7
+
 
 @dataclass
 class Track:
@@ -80,7 +84,7 @@ class SourceTracker:
         # Talkers mostly sit still: the rate is weakly damped and the process noise is per second.
         q = np.array([[self.q * dt, 0.0], [0.0, self.q * 4 * dt]])
         track.azimuth = float(wrap(track.azimuth + track.velocity * dt))
-        track.velocity *= math.exp(-dt / 2.0)
+        track.velocity *= math.exp(-dt / VELOCITY_TAU_S)
         track.covariance = f @ track.covariance @ f.T + q
 
     def _update(self, track: Track, peak: DoaPeak, t: float, energy_db: float) -> None:
@@ -90,7 +94,7 @@ class SourceTracker:
         s = float(h @ track.covariance @ h + r)
         k = track.covariance @ h / s
         track.azimuth = float(wrap(track.azimuth + k[0] * innovation))
-        track.velocity = float(np.clip(track.velocity + k[1] * innovation, -math.pi, math.pi))
+        track.velocity = float(np.clip(track.velocity + k[1] * innovation, -MAX_RATE, MAX_RATE))
         track.covariance = (np.eye(2) - np.outer(k, h)) @ track.covariance
         track.last_update = t
         track.hits += 1
@@ -149,8 +153,12 @@ class SourceTracker:
         return self.tracks
 
     def _merge(self) -> None:
+        # When two tracks meet, the one the talker has fed most in the last second keeps its id (a
+        # wandering noise track must not take over a talker's id), then the confirmed, then the older.
         keep: list[Track] = []
-        for tr in sorted(self.tracks, key=lambda x: (not x.confirmed, x.born, x.track_id)):
+        now = self._last_t or 0.0
+        for tr in sorted(self.tracks, key=lambda x: (-x.supported_since(now - 1.0), not x.confirmed, x.born,
+                                                     x.track_id)):
             twin = next((k for k in keep if abs(float(wrap(k.azimuth - tr.azimuth))) < self.merge), None)
             if twin is None:
                 keep.append(tr)

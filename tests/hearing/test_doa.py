@@ -1,0 +1,61 @@
+"""Direction of arrival with each pyroomacoustics algorithm on rendered reverberant rooms and a recording."""
+import math
+
+import numpy as np
+import pytest
+
+from hearing_helpers import angle_error_deg, librivox_scene, two_talker_scene
+from voice_robot.hearing.audio import StreamingStft
+from voice_robot.hearing.doa import DoaEstimator, NoiseFloor
+
+
+def block_estimates(scene, algorithm, span, context=4):
+    robot = scene.robot
+    doa = DoaEstimator(robot.mic_positions_base(), scene.sample_rate, 512, algorithm)
+    stft = StreamingStft(512, scene.mics.shape[1])
+    frames, out = [], []
+    for i in range(0, scene.mics.shape[0] - 256 + 1, 256):
+        frames.append(stft.frame(scene.mics[i:i + 256]))
+        t = i / scene.sample_rate
+        if len(frames) % 4 == 0 and len(frames) >= 4 * context and span[0] + 0.3 < t < span[1]:
+            peaks = doa.estimate(np.stack(frames[-4 * context:], axis=2))
+            out.append(peaks[0].azimuth)
+    return out
+
+
+@pytest.mark.parametrize('algorithm', ['srp_phat', 'music', 'normmusic'])
+def test_each_algorithm_finds_a_talker_in_a_reverberant_room(algorithm):
+    scene = two_talker_scene()
+    for talker in range(2):
+        est = block_estimates(scene, algorithm, scene.spans[talker])
+        errors = [angle_error_deg(e, scene.azimuths[talker]) for e in est]
+        assert len(errors) > 10
+        assert np.median(errors) < (10 if algorithm != 'music' else 15), (algorithm, talker, np.median(errors))
+
+
+def test_a_recorded_reader_is_located_in_the_base_frame():
+    scene, _ = librivox_scene(azimuth_deg=-120.0)
+    est = block_estimates(scene, 'srp_phat', scene.spans[0])
+    assert math.degrees(scene.azimuths[0]) == pytest.approx(-120.0, abs=1.0)
+    assert np.median([angle_error_deg(e, scene.azimuths[0]) for e in est]) < 8
+
+
+def test_bad_blocks_are_refused():
+    scene = two_talker_scene()
+    doa = DoaEstimator(scene.robot.mic_positions_base(), 16000, 512)
+    with pytest.raises(ValueError, match='DOA block'):
+        doa.estimate(np.zeros((3, 257, 4), complex))
+    with pytest.raises(ValueError, match='unknown DOA algorithm'):
+        DoaEstimator(scene.robot.mic_positions_base(), 16000, 512, 'tops')
+
+
+def test_noise_floor_ignores_speech_and_follows_the_background():
+    floor = NoiseFloor(rise_db_per_s=3.0)
+    for k in range(50):
+        floor.update(k * 0.064, -60.0)
+    for k in range(50, 80):                   # two seconds of speech 30 dB up
+        floor.update(k * 0.064, -30.0)
+    assert floor.level_db < -53
+    for k in range(80, 90):                   # a quieter room
+        floor.update(k * 0.064, -70.0)
+    assert floor.level_db < -68

@@ -1,0 +1,80 @@
+"""The robot's own voice through a real room (pyroomacoustics) is cancelled; a person talking over it is not."""
+from functools import lru_cache
+
+import numpy as np
+import pytest
+
+from hearing_helpers import SR, tts
+from voice_robot.hearing import scenes
+from voice_robot.hearing.echo import EchoCanceller, ReferenceBuffer
+
+STORY = ('Once upon a time there was a little boat that sailed across the sea every morning. '
+         'The fishermen loved it, and the gulls followed it all day long, singing over the waves.')
+
+
+@lru_cache(maxsize=1)
+def echo_scene():
+    robot = scenes.make_robot(position=(3.0, 2.5))
+    voice = tts('espeak:en+m3', STORY)
+    person = tts('flite:awb', 'Sorry, stop. What time is it?')
+    scene = scenes.render(robot, [scenes.Talker(tuple(robot.loudspeaker_map()), voice, 0.5, 'robot'),
+                                  scenes.Talker(scenes.place(robot, 40, 1.8), person, 4.6, 'hugo')],
+                          (6.0, 5.0, 3.0), 0.4, 45, 'white', seed=2, max_order=12)
+    reference = np.zeros(scene.mics.shape[0], np.float32)
+    reference[int(0.5 * SR):int(0.5 * SR) + voice.size] = voice
+    return scene, reference
+
+
+def cancel(scene, reference, canceller):
+    out = [canceller.process(scene.mics[i:i + 256], reference[i:i + 256])
+           for i in range(0, scene.mics.shape[0] - 255, 256)]
+    return np.concatenate(out)
+
+
+def power(x, a, b):
+    return float(np.mean(x[int(a * SR):int(b * SR)] ** 2))
+
+
+def test_own_voice_is_cancelled_and_a_person_talking_over_it_is_kept():
+    scene, reference = echo_scene()
+    robot_img, person_img = scene.images
+    aec = EchoCanceller(4, 256, taps=10, mu_max=1.0)
+    out = cancel(scene, reference, aec)
+    mic = scene.mics[:out.shape[0]]
+    # Before the person speaks, after three seconds of the robot talking: the echo drops by 15 dB+.
+    erle = 10 * np.log10(power(mic, 3.0, 4.5) / power(out, 3.0, 4.5))
+    assert erle > 15, erle
+    assert aec.adapted
+    # Double talk: the person comes through undistorted and dominates what is left.
+    span = slice(int(4.6 * SR), int(6.4 * SR))
+    person = person_img[span, 0]
+    left = out[span, 0]
+    gain = float(np.dot(left, person) / np.dot(person, person))
+    assert 0.85 < gain < 1.15
+    residual = left - gain * person
+    assert 10 * np.log10(np.mean((gain * person) ** 2) / np.mean(residual ** 2)) > 5
+    # The person did not unteach the echo path: after they stop, the echo is cancelled better still.
+    erle_after = 10 * np.log10(power(mic, 7.0, 8.5) / power(out, 7.0, 8.5))
+    assert erle_after > 20, erle_after
+
+
+def test_without_reference_audio_the_microphones_pass_unchanged():
+    scene, _ = echo_scene()
+    aec = EchoCanceller(4, 256)
+    block = scene.mics[8000:8256]
+    assert np.array_equal(aec.process(block, np.zeros(256)), block)
+    with pytest.raises(ValueError, match='256'):
+        aec.process(scene.mics[:100], np.zeros(100))
+
+
+def test_reference_buffer_returns_what_played_when():
+    buf = ReferenceBuffer(SR, capacity_s=2.0)
+    voice = tts('espeak:en+m3', 'Hello.')
+    for i in range(0, 3200, 320):
+        buf.push(5.0 + i / SR, voice[i:i + 320])
+    assert buf.covers(5.2) and not buf.covers(5.3)
+    assert np.array_equal(buf.get(5.01, 160), voice[160:320])
+    assert np.array_equal(buf.get(4.99, 320)[:160], np.zeros(160))
+    buf.push(20.0, voice[:320])              # long after: the old audio is gone, nothing grows
+    assert buf._data.size <= buf.capacity
+    assert np.all(buf.get(5.0, 320) == 0)
