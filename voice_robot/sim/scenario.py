@@ -17,6 +17,7 @@ from voice_robot.config.errors import ConfigError, load_yaml, parse_yaml
 from voice_robot.config.robots import ROBOT_NAME, RobotSpec, Vec2, Vec3, check_voice
 
 SCENARIO_FORMAT = 'voice_robot/scenario@1'
+MIN_HUMAN_ROBOT_M = 0.3      # closer, the mouth is inside the robot and the render clips
 NOISE_KINDS = ('white', 'pink', 'babble')
 
 
@@ -219,6 +220,20 @@ def _check_references(sc: Scenario) -> list[tuple[tuple, str]]:
             problems.append((('humans', i, 'facing'), f'a robot or human name, "none" or a yaw in degrees (got {h.facing!r})'))
     for i, n in enumerate(sc.room.noise_sources):
         inside(('room', 'noise_sources', i, 'position_m'), n.position_m)
+        if n.name in [o.name for o in sc.room.noise_sources[:i]]:
+            problems.append((('room', 'noise_sources', i, 'name'), f'unique noise source names ({n.name!r} repeats)'))
+    for i, h in enumerate(sc.humans):
+        for r in sc.robots:
+            gap = math.dist(h.position_m[:2], r.position_m)
+            if gap < MIN_HUMAN_ROBOT_M:
+                problems.append((('humans', i, 'position_m'), f'a person at least {MIN_HUMAN_ROBOT_M} m from every '
+                                                              f'robot ({gap:.2f} m from {r.name})'))
+    if sc.room.rt60_s > 0:
+        from voice_robot.sim.acoustics import AcousticsError, room_parameters
+        try:
+            room_parameters(sc.room.size_m, sc.room.rt60_s)
+        except AcousticsError as exc:
+            problems.append((('room', 'rt60_s'), f'a reverberation time this room can have ({exc})'))
 
     ids: dict[str, int] = {}
     for i, e in enumerate(sc.events):
