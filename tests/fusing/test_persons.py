@@ -290,3 +290,14 @@ def test_unidentified_sound_from_nowhere_makes_no_person_and_guessed_voices_do_n
     persons = w.latest('A')
     assert len(persons) == 2
     assert {p.voice_id for p in persons} == {'', 'v8'}
+
+
+def test_malformed_peer_persons_are_skipped():
+    w = World(run=('A',))
+    good = m.Person('person_5', (3.0, 2.0, 1.3), face_ids=['B/b1'])
+    short = m.Person('person_6', (3.0, 2.0), face_ids=['B/b2'])
+    wrong_ids = m.Person('person_7', (2.0, 1.0, 1.3), face_ids=[3])
+    w.bus.publish('/persons', m.Persons(stamp=0.1, robot='B', persons=[short, 'junk', wrong_ids, good]), at=0.1)
+    w.run(0.5)
+    assert [p.person_id for p in w.latest('A')] == ['person_5']
+    assert w.managers['A'].table.counters['peer persons rejected (bad values)'] == 3

@@ -165,3 +165,13 @@ def test_person_in_front_hides_the_robot_behind_them():
     # With Jon out of the way, the same gaze is at A.
     post = focus_of_attention(eyes, robot_look_point(a_far) - eyes, {'A': robot_look_point(a_far)})
     assert max(post, key=post.get) == 'A'
+
+
+def test_malformed_persons_are_ignored():
+    face = observe_face(A, PERSON, robot_look_point(B), 'p')
+    junk = m.Persons(stamp=0.0, robot='A', persons=['junk', m.Person('person_1', (1.0, float('nan'), 1.0)),
+                                                    m.Person('person_2', (3.0, 0.5))])
+    stage = AttentionStage(A, [A, B])
+    out = run(stage, frames_of(A, [[face]] * 3, t0=0.1), [junk])
+    assert [f.faces[0].looked_at for f in out] == ['B'] * 3
+    assert stage.stats['handler errors'] == 0

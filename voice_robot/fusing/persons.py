@@ -289,7 +289,7 @@ class PersonTable:
             person.face_confidence = float(np.clip(face.confidence, 0.0, 1.0))
             person.last_seen = max(person.last_seen, t)
             person.mouth.append((t, float(np.clip(face.mouth_open, 0.0, 1.0))))
-            if face.looked_at:
+            if isinstance(face.looked_at, str) and face.looked_at and _finite((face.looked_at_probability,)):
                 target = self._our_target(face.looked_at, observer.name, frame)
                 person.looked_at, person.looked_at_probability, person.looked_at_t = \
                     target, float(face.looked_at_probability), t
@@ -459,7 +459,7 @@ class PersonTable:
         t = float(view.stamp)
         entries = []
         for q in view.persons:
-            if not _finite(q.position) or not isinstance(q.person_id, str) or not q.person_id:
+            if not _valid_person(q):
                 self._count('peer persons rejected (bad values)')
                 continue
             pos = np.asarray(q.position, dtype=float)
@@ -502,7 +502,8 @@ class PersonTable:
                 person.voice_id, person.voice_confidence = q.voice_id, 0.9 * float(q.voice_confidence)
             if q.is_speaking:
                 person.speaking_until = max(person.speaking_until, t + self.config.speaking_hold_s)
-            if q.looked_at and t - person.looked_at_t > 0.5 and t >= person.looked_at_t:
+            if isinstance(q.looked_at, str) and q.looked_at and t - person.looked_at_t > 0.5 \
+                    and t >= person.looked_at_t and _finite((q.looked_at_probability,)):
                 target = self._our_target(q.looked_at, view.robot)
                 person.looked_at, person.looked_at_probability, person.looked_at_t = \
                     target, float(q.looked_at_probability), t
@@ -612,6 +613,17 @@ class PersonTable:
                 shares[target] = shares.get(target, 0.0) + (hi - lo)
         total = sum(shares.values())
         return {k: v / total for k, v in shares.items()} if total > 0 else {}
+
+
+def _valid_person(q) -> bool:
+    """A peer's Person with usable values (anything else is counted and skipped)."""
+    try:
+        return (isinstance(q.person_id, str) and bool(q.person_id) and len(q.position) == 3
+                and _finite(q.position) and _finite((q.position_std, q.voice_confidence, q.looked_at_probability))
+                and isinstance(q.voice_id, str) and isinstance(q.looked_at, str)
+                and all(isinstance(k, str) for k in q.face_ids))
+    except (AttributeError, TypeError):
+        return False
 
 
 def _seen_together(a: TrackedPerson, b: TrackedPerson, t: float) -> bool:

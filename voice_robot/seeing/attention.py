@@ -148,6 +148,14 @@ def focus_of_attention(head_pos_map, gaze_dir_map, targets: Mapping[str, object]
     return {k: v / total for k, v in post.items()}
 
 
+def _usable_person(p) -> bool:
+    try:
+        return isinstance(p.person_id, str) and len(p.position) == 3 and \
+            all(math.isfinite(float(c)) for c in p.position) and isinstance(p.face_ids, (list, tuple))
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
 class AttentionFilter:
     """Per-face exponential filter of the single-frame posteriors with time constant ``smoothing_s``.
 
@@ -255,7 +263,7 @@ class AttentionStage(Stage):
             return []
         own = [v for v in views if v.robot == self.robot]
         view = own[0] if own else max(views, key=lambda v: v.stamp)
-        return [p for p in view.persons if all(math.isfinite(float(c)) for c in p.position)]
+        return [p for p in view.persons if _usable_person(p)]
 
     def _label_faces(self, observer: RobotSpec, faces, persons: list[m.Person]):
         """(target label, person) for each face: the person it belongs to, else the face itself."""
