@@ -91,9 +91,12 @@ class CameraSpec(Section):
     width: int = Field(640, ge=16)
     height: int = Field(480, ge=16)
     device: Union[int, str, None] = None         # OpenCV index, device path, video file or image
-    pitch_deg: float = 0.0
+    pitch_deg: float = 0.0                        # positive tilts the camera up (towards standing faces)
+    focal_length_px: Optional[float] = Field(None, gt=0)   # calibrated focal length; default from hfov
 
     def focal_px(self) -> float:
+        if self.focal_length_px:
+            return self.focal_length_px
         return (self.width / 2) / math.tan(math.radians(self.hfov_deg) / 2)
 
 

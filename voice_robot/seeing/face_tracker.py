@@ -176,7 +176,8 @@ class FaceTrackerStage(Stage):
         cfg = self.config.face_tracker
         if robot.camera is None:
             raise ValueError(f'robot {robot.name} has no camera: the face tracker needs RobotSpec.camera')
-        self.analyzer = analyzer or FaceAnalyzer(cfg, robot.camera, self.config.camera.focal_px)
+        focal = self.config.camera.focal_px or (robot.camera.focal_length_px if robot.camera else None)
+        self.analyzer = analyzer or FaceAnalyzer(cfg, robot.camera, focal)
         self.tracker = FaceIdTracker(cfg.match_iou, cfg.lost_after_s, max_tracks=4 * cfg.max_faces)
         self._last_stamp = -math.inf
         self._last_detection = -math.inf
