@@ -220,14 +220,18 @@ who why will with you your yes hey hi okay ok all any did does get got just now 
 
 
 def _phonetic(word: str) -> str:
-    """A crude English sound key: vowels collapsed, common spellings of the same sound unified."""
+    """A crude English sound key: vowels collapsed, spellings of one sound and voiced/voiceless pairs
+    (d/t, b/p, g/k, v/f, z/s) unified, so "Eta" ~ "Ada" and "Bruna" ~ "Bruno"."""
     w = word.lower()
     for a, b in (('ph', 'f'), ('ck', 'k'), ('qu', 'kw'), ('x', 'ks'), ('c', 'k'), ('z', 's'), ('y', 'i'),
-                 ('wh', 'w'), ('gh', 'g'), ('dd', 'd'), ('tt', 't'), ('nn', 'n'), ('ll', 'l'), ('mm', 'm')):
+                 ('wh', 'w'), ('gh', 'g'), ('d', 't'), ('b', 'p'), ('g', 'k'), ('v', 'f')):
         w = w.replace(a, b)
     w = re.sub(r'[aeiou]+', 'a', w)
     w = re.sub(r'(.)\1+', r'\1', w)
     return w
+
+
+_GREETINGS = frozenset('hey hi hello okay ok excuse sorry thanks thank please well so oh'.split())
 
 
 class RobotNameMatcher:
@@ -256,20 +260,29 @@ class RobotNameMatcher:
         return best, score
 
     def correct(self, text: str) -> tuple[str, list[str]]:
-        """(text with near-miss names replaced, robot names mentioned)."""
+        """(text with near-miss names replaced, robot names mentioned).
+
+        Exact names count anywhere. A near miss is only taken for a name where people address
+        someone: after a greeting ("hey", "sorry") or set off by a comma ("Eta, could I ...",
+        "..., Bruna?"); elsewhere "brown" stays brown and "add a little sugar" stays sugar.
+        """
         tokens = list(_WORD.finditer(text))
         out, mentioned, last = [], [], 0
         i = 0
         while i < len(tokens):
             tok = tokens[i]
             word = tok.group(0)
+            before = text[tokens[i - 1].end():tok.start()] if i else ''
+            vocative = ',' in before or (i > 0 and tokens[i - 1].group(0).lower() in _GREETINGS)
             replaced = False
-            # Two short words heard for one name ("add a" for "Ada").
-            if i + 1 < len(tokens) and tokens[i + 1].start() - tok.end() <= 1:
+            # Two short words heard for one name ("add a" for "Ada"), set off as an address.
+            if (vocative or i == 0) and i + 1 < len(tokens) and tokens[i + 1].start() - tok.end() <= 1:
                 pair = word + tokens[i + 1].group(0)
+                after = text[tokens[i + 1].end():tokens[i + 2].start()] if i + 2 < len(tokens) else \
+                    text[tokens[i + 1].end():]
                 robot, s = self.match_word(pair)
-                if robot and s >= max(self.threshold, 0.85) and len(pair) <= 8 and word.lower() in _COMMON \
-                        and tokens[i + 1].group(0).lower() in _COMMON and pair.lower() not in _COMMON:
+                if robot and s >= max(self.threshold, 0.85) and len(pair) <= 8 and re.match(r'\s*[,?!.]', after) \
+                        and len(word) <= 4 and len(tokens[i + 1].group(0)) <= 4:
                     out.append(text[last:tok.start()])
                     out.append(self._display(robot))
                     mentioned.append(robot)
@@ -277,9 +290,12 @@ class RobotNameMatcher:
                     i += 2
                     replaced = True
             if not replaced:
+                after = text[tok.end():tokens[i + 1].start()] if i + 1 < len(tokens) else text[tok.end():]
+                vocative = vocative or bool(re.match(r'\s*[,?!]', after)) or (i == len(tokens) - 1 and ',' in before)
                 robot, s = self.match_word(word)
                 exact = word.lower() in self.names
-                if robot and (exact or (s >= self.threshold and len(word) >= 3 and word.lower() not in _COMMON)):
+                if robot and (exact or (vocative and s >= self.threshold and len(word) >= 3
+                                        and word.lower() not in _COMMON)):
                     out.append(text[last:tok.start()])
                     out.append(word if exact else self._display(robot))
                     mentioned.append(robot)

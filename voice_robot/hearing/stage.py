@@ -44,6 +44,7 @@ from voice_robot.pipeline import Stage
 
 EARLY_BACKCHANNEL_S = 0.18
 MAX_PARTIAL_LAG_S = 0.3
+YOUNG_SEGMENT_S = 0.3          # an utterance this young may still move to the track that hears it
 DIRECTION_HINT_DEG = 12.0      # a new utterance this close to a known voice's direction hints at it
 REVERB_DECAY_DB_PER_S = 80.0   # 60 dB in 0.75 s: slower than most rooms ring down
 EMBEDDING_LOG = 200          # recent utterance embeddings kept for diagnostics and analysis
@@ -138,6 +139,7 @@ class HearingStage(Stage):
         self._latest_mic = -math.inf
         self._echo_dominated = False
         self._echo_history: deque = deque(maxlen=3)
+        self._frame_levels: deque = deque(maxlen=self.block_hops * config.doa.context_blocks)
         self._voice_directions: dict[str, tuple[float, float]] = {}
         self.embedding_log: list[tuple[str, float, float, np.ndarray]] = []
         self._leak_floor = 10 ** (-20 / 10)
@@ -268,7 +270,9 @@ class HearingStage(Stage):
         c['echo'] += t1 - t0
         self._history.append(frame_stamp, frame)
         band_power = float(np.mean(np.abs(frame[:, self._band]) ** 2))
-        self._block_residual += band_power
+        self._frame_levels.append(float(db(band_power)))
+        # The loudest hop of the block: an onset in its last hop should trigger DOA now, not a block later.
+        self._block_residual = max(self._block_residual, band_power)
         self._block_frames.append(frame)
         for stream in list(self.streams.values()):
             self._feed_stream(stream, frame_stamp, frame)
@@ -311,15 +315,21 @@ class HearingStage(Stage):
         if track.last_update < now - window or track.last_update < t - window:
             return False
         mine = track.supported_since(now - window)
-        best = max((tr.supported_since(now - window) for tr in self.tracker.tracks), default=0)
-        return mine >= 0.5 * best
+        ranked = sorted(self.tracker.tracks, key=lambda tr: (tr.supported_since(now - window), tr.strength),
+                        reverse=True)
+        best = ranked[0].supported_since(now - window) if ranked else 0
+        if mine < 0.5 * best:
+            return False
+        # A second source appearing with the first is usually a reflection: only the dominant one opens
+        # at once; another must first prove itself (a confirmed track) to open its own utterance.
+        return ranked[0] is track or track.confirmed
 
     # --- per block ---------------------------------------------------------------------------------
     def _process_block(self, t: float) -> None:
         cfg = self.config
         frames = self._block_frames
         self._block_frames = []
-        level = float(db(self._block_residual / len(frames)))
+        level = float(db(self._block_residual))
         echo_level = float(db(self._block_echo / len(frames))) if self._block_echo > 0 else -200.0
         error_level = float(db(self._block_error / len(frames))) if self._block_error > 0 else -200.0
         self._block_residual = self._block_echo = self._block_error = 0.0
@@ -350,7 +360,12 @@ class HearingStage(Stage):
         if echo_dominated:
             self.stats['blocks echo-dominated'] += 1     # the robot's own voice: no talker evidence
         elif level > floor + cfg.doa.energy_margin_db:
-            context = [f for _, f in list(self._history.items)[-self.block_hops * cfg.doa.context_blocks:]]
+            recent = list(self._history.items)[-self.block_hops * cfg.doa.context_blocks:]
+            # Only frames that stand out from the background: at an onset most of the context is still
+            # room noise, which would pull the estimate anywhere.
+            loud = [f for (_, f), p in zip(recent, list(self._frame_levels)[-len(recent):])
+                    if p > floor + cfg.doa.energy_margin_db]
+            context = loud if len(loud) >= 2 else [f for _, f in recent[-2:]]
             try:
                 peaks = self.doa.estimate(np.stack(context, axis=2))
             except ValueError as exc:
@@ -393,10 +408,35 @@ class HearingStage(Stage):
                     self.stats['utterances ended by another talker'] += 1
                     self._close_segment(stream, seg.foreign_since, True)
                     stream.endpointer.force_end(t)
+        self._move_young_segments(t, tracks, supported)
         self._overlaps()
         self._publish_sources(t, tracks)
         if self.now() - self._last_identities >= cfg.identities_period_s:
             self._publish_identities()
+
+    def _move_young_segments(self, t: float, tracks: list[Track], supported: set[int]) -> None:
+        """An utterance opened on a track that the array stopped hearing right away (the first DOA block
+        of an onset is mostly background) moves to the track that does hear the talker."""
+        for stream in list(self.streams.values()):
+            seg = stream.segment
+            if seg is None or seg.robot_name or t - seg.start > YOUNG_SEGMENT_S or stream.track_id in supported:
+                continue
+            heirs = [tr for tr in tracks if tr.track_id in supported and tr.track_id in self.streams
+                     and self.streams[tr.track_id].segment is None and not tr.robot_name
+                     and self.streams[tr.track_id].last_probability >= self.config.vad.threshold]
+            if not heirs:
+                continue
+            heir = max(heirs, key=lambda tr: (tr.strength, tr.hits))
+            target = self.streams[heir.track_id]
+            stream.segment = None
+            stream.endpointer.force_end(t)
+            seg.track_id = heir.track_id
+            seg.azimuths, seg.weights = [heir.azimuth], [max(heir.strength, 0.1)]
+            target.segment = seg
+            ep = target.endpointer
+            ep.in_speech, ep.onset_time, ep.silence, ep.silence_start = True, seg.start, 0, None
+            ep.last_speech_end = t
+            self.stats['utterances moved to another track'] += 1
 
     def _update_beams(self, tracks: list[Track]) -> None:
         t0 = time.perf_counter()

@@ -122,8 +122,10 @@ class SourceTracker:
             for i, p in enumerate(peaks):
                 for j, tr in enumerate(self.tracks):
                     d = abs(float(wrap(p.azimuth - tr.azimuth)))
-                    gate = max(self.gate, 3.0 * math.sqrt(tr.covariance[0, 0] + self.r))
-                    if d <= min(gate, math.radians(60)):
+                    # Uncertain tracks may look a little wider, never far: a stale track must not
+                    # capture a new talker on the other side of the array.
+                    gate = min(max(self.gate, 3.0 * math.sqrt(tr.covariance[0, 0] + self.r)), 1.5 * self.gate)
+                    if d <= gate:
                         # Prefer confirmed tracks: a tentative duplicate should not steal a talker.
                         cost[i, j] = d - (0.02 if tr.confirmed else 0.0)
             rows, cols = linear_sum_assignment(cost)

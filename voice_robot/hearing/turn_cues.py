@@ -290,8 +290,10 @@ BACKCHANNEL_EARLY_WEIGHTS = np.array([
     0.01509, -0.03971, 0.007508, 0.2708, 0.04801, -0.09027, 0.1223, -0.01499, -0.165, 0.01401,
     -0.08611, 0.08578, 0.2738, 0.1607, 0.03813, -0.1197, -0.2765, -0.4014])
 BACKCHANNEL_EARLY_BIAS = -0.3015
-# Evidence from acoustics alone is weak (about 2/3 right); it is tempered before use.
-BACKCHANNEL_EARLY_TEMPER = 0.7
+# Evidence from acoustics alone is weak (about 2/3 right on new voices): tempered and bounded, so the
+# early estimate never decides alone what the transcript later can.
+BACKCHANNEL_EARLY_TEMPER = 0.5
+EARLY_MIN = 0.1
 
 
 def _mel_filterbank(n_mels: int = 16, nfft: int = 512, sample_rate: int = SAMPLE_RATE,
@@ -337,7 +339,8 @@ def backchannel_probability_early(audio: np.ndarray, sample_rate: int = SAMPLE_R
 
 def backchannel_probability_early_from_vector(vector: np.ndarray) -> float:
     x = (np.asarray(vector, float) - BACKCHANNEL_FEATURE_MEAN) / BACKCHANNEL_FEATURE_STD
-    return _sigmoid(BACKCHANNEL_EARLY_TEMPER * float(BACKCHANNEL_EARLY_WEIGHTS @ x + BACKCHANNEL_EARLY_BIAS))
+    p = _sigmoid(BACKCHANNEL_EARLY_TEMPER * float(BACKCHANNEL_EARLY_WEIGHTS @ x + BACKCHANNEL_EARLY_BIAS))
+    return float(np.clip(p, EARLY_MIN, 1.0 - EARLY_MIN))
 
 
 BACKCHANNEL_PHRASES = ('Mm-hmm.', 'Mhm.', 'Uh-huh.', 'Yeah.', 'Right.', 'Okay.', 'Mm.', 'Hmm.', 'Yes.', 'I see.',

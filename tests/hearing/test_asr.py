@@ -1,0 +1,133 @@
+"""Speech recognition: bundled Whisper on recordings and in rooms, robot names, the OpenAI API (faked)."""
+import io
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import numpy as np
+import pytest
+import soundfile
+
+from hearing_helpers import SR, tts
+from voice_robot.hearing import scenes
+from voice_robot.hearing.asr import (AsrError, OpenAiRecognizer, RobotNameMatcher, bundled_whisper_path,
+                                     make_recognizer, resolve_whisper_model)
+from voice_robot.hearing.config import AsrConfig
+
+
+def words(text):
+    return [w.strip('.,?!;:').lower() for w in text.split() if w.strip('.,?!;:')]
+
+
+def word_recall(hyp, ref):
+    h = words(hyp)
+    return sum(1 for w in words(ref) if w in h) / max(1, len(words(ref)))
+
+
+def test_bundled_tiny_en_is_found_offline():
+    path = bundled_whisper_path()
+    assert path is not None and (path / 'model.bin').is_file()
+    assert resolve_whisper_model('tiny.en') == (str(path), True)
+    with pytest.raises(AsrError, match='no such directory'):
+        resolve_whisper_model('/nonexistent/whisper')
+
+
+def test_whisper_transcribes_recorded_speech(recognizer):
+    for clip, text in scenes.librivox_clips()[1:4]:
+        result = recognizer.transcribe(clip)
+        assert word_recall(result.text, text) > 0.7, (result.text, text)
+        assert 0 < result.confidence <= 1
+
+
+def test_robot_names_are_recognised(recognizer):
+    matcher = RobotNameMatcher({'ada': 'ada', 'bruno': 'bruno', 'Bruno': 'bruno'})
+    for voice in ('flite:slt', 'piper:joe', 'flite:awb'):
+        result = recognizer.transcribe(tts(voice, 'Ada, what time is it?'))
+        text, mentioned = matcher.correct(result.text)
+        assert 'ada' in mentioned, (voice, result.text)
+        result = recognizer.transcribe(tts(voice, 'Bruno, where is the restroom?'))
+        text, mentioned = matcher.correct(result.text)
+        assert 'bruno' in mentioned, (voice, result.text)
+
+
+def test_name_matcher_fixes_near_misses_but_leaves_ordinary_words():
+    m = RobotNameMatcher({'ada': 'ada', 'bruno': 'bruno', 'cleo': 'cleo'})
+    assert m.correct('Eta, could I get the menu?') == ('Ada, could I get the menu?', ['ada'])
+    assert m.correct('Bruna, where is it?') == ('Bruno, where is it?', ['bruno'])
+    assert m.correct('Clio, stop.')[1] == ['cleo']
+    assert m.correct('add a little sugar')[1] == []          # common words stay common words
+    assert m.correct('I had a dream and the bread was brown.')[1] == []
+
+
+def test_silence_and_bad_audio(recognizer):
+    assert recognizer.transcribe(np.zeros(800, np.float32)).text == ''
+    with pytest.raises(ValueError, match='NaN'):
+        recognizer.transcribe(np.full(SR, np.nan, np.float32))
+
+
+class _FakeTranscriptionApi(BaseHTTPRequestHandler):
+    requests: list = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers['Content-Length']))
+        type(self).requests.append({'path': self.path, 'auth': self.headers.get('Authorization'),
+                                    'content_type': self.headers.get('Content-Type'), 'body': body})
+        out = json.dumps({'text': 'Bruno, what time is it?'}).encode()
+        self.send_response(200)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def fake_api():
+    server = HTTPServer(('127.0.0.1', 0), _FakeTranscriptionApi)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _FakeTranscriptionApi.requests = []
+    yield f'http://127.0.0.1:{server.server_address[1]}/v1'
+    server.shutdown()
+
+
+def test_openai_backend_sends_wav_with_the_names_and_never_logs_the_key(fake_api, monkeypatch, caplog):
+    monkeypatch.setenv('VR_TEST_KEY', 'sk-secret-test-key')
+    rec = make_recognizer(AsrConfig(backend='openai', api_key_env='VR_TEST_KEY', base_url=fake_api),
+                          names=['ada', 'bruno'])
+    audio = tts('flite:slt', 'Bruno, what time is it?')
+    with caplog.at_level(logging.DEBUG):
+        result = rec.transcribe(audio, final=True)
+    assert result.text == 'Bruno, what time is it?'
+    (req,) = _FakeTranscriptionApi.requests
+    assert req['path'].endswith('/audio/transcriptions')
+    assert req['auth'] == 'Bearer sk-secret-test-key'
+    assert b'Ada, Bruno' in req['body'] and b'gpt-4o-mini-transcribe' in req['body']
+    wav_start = req['body'].index(b'RIFF')
+    decoded, rate = soundfile.read(io.BytesIO(req['body'][wav_start:]), dtype='float32')
+    assert rate == SR and abs(decoded.size - audio.size) < 100
+    assert 'sk-secret-test-key' not in caplog.text
+    assert rec.transcribe(audio, final=False).text == ''        # partials cost a request each: off
+    assert len(_FakeTranscriptionApi.requests) == 1
+
+
+def test_openai_backend_without_key_or_server_fails_clearly(monkeypatch):
+    monkeypatch.delenv('VR_TEST_KEY', raising=False)
+    with pytest.raises(AsrError, match='VR_TEST_KEY'):
+        OpenAiRecognizer(api_key_env='VR_TEST_KEY')
+    monkeypatch.setenv('VR_TEST_KEY', 'sk-another-secret')
+    rec = OpenAiRecognizer(api_key_env='VR_TEST_KEY', base_url='http://127.0.0.1:9/v1', timeout_s=1.0)
+    with pytest.raises(AsrError) as err:
+        rec.transcribe(tts('flite:slt', 'Hello.'))
+    assert 'sk-another-secret' not in str(err.value)
+
+
+def test_name_matcher_only_takes_near_misses_where_people_address_someone():
+    m = RobotNameMatcher({'ada': 'ada', 'bruno': 'bruno'})
+    assert m.correct('Add a, what time is it?') == ('Ada, what time is it?', ['ada'])
+    assert m.correct('Thanks, Bruna.')[1] == ['bruno']
+    assert m.correct('The bread was brown.')[1] == []
+    assert m.correct('I asked Ada and Bruno.')[1] == ['ada', 'bruno']       # exact names count anywhere

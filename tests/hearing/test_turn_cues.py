@@ -1,0 +1,76 @@
+"""End-of-turn and backchannel cues on TTS renders (phrases and voices the weights were not fitted on)."""
+import numpy as np
+import pytest
+
+from hearing_helpers import tts
+from voice_robot.hearing import turn_cues as tc
+
+BACKCHANNELS = ('Uh-huh, yes.', 'Mm, okay.', 'Yeah, right.', 'Mhm, sure.', 'Okay, okay.', 'Right, right.',
+                'Hmm, yes.', 'Oh, I see.')
+INTERRUPTIONS = ('Stop it.', 'Excuse me, sorry.', 'Wait, wait.', 'No, stop.', 'Sorry, can I ask something?',
+                 'Hold on a second.', 'Stop, I need help.', 'Excuse me, one question.')
+# Voices outside the fitting set (espeak f2, m2 variants) beside some inside it.
+VOICES = ('espeak:en+f2', 'espeak:en-us+m2', 'flite:awb', 'piper:joe')
+
+
+@pytest.fixture(scope='module')
+def renders():
+    return [(voice, text, label, tts(voice, text)) for voice in VOICES
+            for label, phrases in ((1, BACKCHANNELS), (0, INTERRUPTIONS)) for text in phrases]
+
+
+def test_early_backchannel_estimate_from_the_first_180_ms(renders):
+    early = np.array([tc.backchannel_probability_early(audio[:int(0.2 * 16000)]) for _, _, _, audio in renders])
+    labels = np.array([label for _, _, label, _ in renders])
+    accuracy = float(np.mean((early > 0.5) == labels))
+    # Acoustics alone are weak evidence (reported by the bench); better than chance on unseen phrases.
+    assert accuracy > 0.6, accuracy
+    assert np.mean(early[labels == 1]) > np.mean(early[labels == 0])
+    assert np.all((early >= 0.1) & (early <= 0.9))          # tempered: never certain from 180 ms
+
+
+def test_transcript_and_duration_settle_it(renders):
+    for voice, text, label, audio in renders:
+        early = tc.backchannel_probability_early(audio)
+        p = tc.backchannel_probability(text, audio.size / 16000, early=early)
+        assert (p > 0.5) == bool(label), (voice, text, p)
+    long_answer = 'Yeah, I think the second option is better because it is closer to the station.'
+    assert tc.backchannel_probability(long_answer, 4.0, early=0.8) < 0.2
+
+
+def test_end_of_turn_from_the_transcript():
+    complete = tc.end_of_turn_probability('Could you tell me where the station is?')
+    statement = tc.end_of_turn_probability('I would like a coffee, please.')
+    trailing = tc.end_of_turn_probability('I would like a coffee and')
+    filler = tc.end_of_turn_probability('So I was thinking, um')
+    dangling = tc.end_of_turn_probability('When we get to the station,')
+    assert complete > 0.8 and statement > 0.8
+    assert max(trailing, filler, dangling) < 0.3
+
+
+def test_end_of_turn_uses_prosody_of_real_speech():
+    finished = tts('flite:slt', 'I would like a coffee, please.')
+    cut = tts('flite:slt', 'I would like a coffee, and then I would also like')
+    cut = cut[:int(cut.size * 0.55)]                    # stopped mid-phrase, voiced to the end
+    p_finished = tc.prosody_features(finished)
+    p_cut = tc.prosody_features(cut)
+    assert p_finished.energy_decay_db > p_cut.energy_decay_db
+    # Without a transcript (ASR off or empty), prosody alone still ranks them.
+    assert tc.end_of_turn_probability('', finished) > tc.end_of_turn_probability('', cut)
+
+
+def test_features_refuse_too_little_audio():
+    with pytest.raises(ValueError, match='too little audio'):
+        tc.onset_features(np.zeros(500, np.float32))
+    assert tc.backchannel_probability_early(np.zeros(500, np.float32)) == 0.5
+    assert tc.prosody_features(np.zeros(100, np.float32)).final_lengthening == 1.0
+
+
+def test_fit_logistic_learns_a_separable_rule():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((400, 3))
+    y = (x[:, 0] - 0.5 * x[:, 2] > 0).astype(float)
+    w, b, mean, std = tc.fit_logistic(x, y, l2=0.001, iterations=3000, lr=0.5)
+    p = 1 / (1 + np.exp(-(((x - mean) / std) @ w + b)))
+    assert np.mean((p > 0.5) == y) > 0.95
+    assert w[0] > 0 > w[2] and abs(w[1]) < 0.5 * abs(w[0])
