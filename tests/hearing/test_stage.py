@@ -1,5 +1,4 @@
 """HearingStage end to end on rendered rooms: utterances, directions, robots never taken for people."""
-import math
 import re
 
 import numpy as np

