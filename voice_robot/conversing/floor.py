@@ -28,6 +28,7 @@ from voice_robot.config.robots import RobotSpec
 from voice_robot.conversing.addressee import GROUP, OTHERS, same_turn
 from voice_robot.conversing.config import BargeInConfig, FloorConfig
 from voice_robot.conversing.cues import text_cues
+from voice_robot.conversing.turn import withdrawn
 from voice_robot.pipeline import Stage
 
 FloorKind = m.FloorKind
@@ -281,6 +282,10 @@ class FloorStage(Stage):
             self.stats['barge-in onsets'] += 1
         if u.utterance_id != intr.utterance_id:
             return
+        if withdrawn(u):
+            # Hearing took it back (too short, or our own voice after all): nothing to yield to.
+            intr.decided = True
+            return self._finish_interruption(intr, u, text_cues('', {}), now)
         heard = u.end - u.start
         words = text_cues(u.transcript, {r: [r] for r in self.names})
         backchannel = max(u.backchannel_probability, words.backchannel_like)

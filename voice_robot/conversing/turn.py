@@ -64,6 +64,11 @@ class Turn:
         return max(s.backchannel_probability for s in self.segments)
 
 
+def withdrawn(u: m.Utterance) -> bool:
+    """Hearing takes back a final it cannot stand by (too short, or a robot's voice after all)."""
+    return u.is_final and not u.transcript.strip() and not u.voice_id and u.confidence == 0.0
+
+
 def same_talker(a: m.Utterance, b: m.Utterance) -> bool:
     if a.voice_id and b.voice_id:
         return a.voice_id == b.voice_id
@@ -85,6 +90,11 @@ class TurnTracker:
         return c.min_silence_s + (1.0 - p) * (c.max_silence_s - c.min_silence_s)
 
     def on_utterance(self, u: m.Utterance) -> None:
+        if withdrawn(u):
+            for t in self.open:
+                if t.open_partial == u.utterance_id:
+                    t.open_partial = ''
+            return
         turn = next((t for t in self.open if same_talker(t.segments[-1], u)), None)
         if not u.is_final:
             if turn is not None and u.utterance_id != turn.utterance_id:

@@ -36,7 +36,8 @@ class Monitor:
     def __init__(self, robots: list, live: bool, log=sys.stdout):
         import rclpy
         import voice_robot_interfaces.msg as vr
-        from voice_robot.nodes.convert import addressee_from_ros, speech_state_from_ros, utterance_from_ros
+        from voice_robot.nodes.convert import (addressee_from_ros, speech_state_from_ros, utterance_from_ros,
+                                               voice_from_ros)
         from voice_robot.nodes.shell import EVENT_QOS
         self.node = rclpy.create_node('eval_monitor')
         self.rec = Recorder()
@@ -49,6 +50,8 @@ class Monitor:
                                           lambda msg: self.on_utterance(utterance_from_ros(msg)), EVENT_QOS)
             self.node.create_subscription(vr.SpeechState, f'{r.ns}/speech/state',
                                           lambda msg: self.on_speech(speech_state_from_ros(msg)), EVENT_QOS)
+        self.node.create_subscription(vr.VoiceIdentity, '/voices/identities',
+                                      lambda msg: self.rec.on_voice(None, voice_from_ros(msg), None), EVENT_QOS)
         self.node.create_subscription(vr.AddresseeEstimate, '/conversation/addressee',
                                       lambda msg: self.on_addressee(addressee_from_ros(msg)), EVENT_QOS)
 
@@ -177,5 +180,5 @@ def run_scenario_ros(scenario: Scenario, system: SystemConfig | None = None, opt
     return ScenarioRecord(
         name=scenario.name, robots=[r.name for r in scenario.robots], humans=[h.name for h in scenario.humans],
         duration_s=duration, utterances=truth_utterances(truth), speech=robot_speech(truth),
-        system_utterances=monitor.rec.utterances, decisions=monitor.rec.decisions, wall_time_s=sim_wall,
+        system_utterances=monitor.rec.resolved_utterances(), decisions=monitor.rec.decisions, wall_time_s=sim_wall,
         extra={'workdir': str(work), 'transport': 'ros2', 'startup_s': round(startup, 1), 'rate': rate})

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from voice_robot import messages as m
+from voice_robot.conversing.turn import withdrawn
 from voice_robot.config.deployment import Deployment, SystemConfig, deployment_for_scenario, load_system
 from voice_robot.eval import score as scoring
 from voice_robot.eval.adapt import robot_speech, truth_utterances
@@ -46,10 +47,26 @@ class Recorder:
     """Collects what the system published, as scoring records."""
     utterances: list[SystemUtterance] = field(default_factory=list)
     decisions: list[SystemDecision] = field(default_factory=list)
-    transcript: list[tuple[float, str]] = field(default_factory=list)
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def on_voice(self, topic, v: m.VoiceIdentity, t):
+        if v.alias_of and v.alias_of != v.voice_id:
+            self.aliases[v.voice_id] = v.alias_of
+
+    def resolve_voice(self, voice_id: str) -> str:
+        seen = set()
+        while voice_id in self.aliases and voice_id not in seen:
+            seen.add(voice_id)
+            voice_id = self.aliases[voice_id]
+        return voice_id
+
+    def resolved_utterances(self) -> list[SystemUtterance]:
+        """Utterances with voice ids as the robots finally agreed on them (merged ids followed)."""
+        return [SystemUtterance(u.robot, u.utterance_id, u.start, u.end, self.resolve_voice(u.voice_id), u.azimuth,
+                                u.transcript) for u in self.utterances]
 
     def on_utterance(self, topic, u: m.Utterance, t):
-        if u.is_final:
+        if u.is_final and not withdrawn(u):
             self.utterances.append(SystemUtterance(u.robot, u.utterance_id, u.start, u.end, u.voice_id, u.azimuth,
                                                    u.transcript))
 
@@ -110,6 +127,7 @@ def run_scenario(scenario: Scenario, system: SystemConfig | None = None, options
         bus.tap(resolve('speech/state', ns), lambda topic, state, t: sim.on_speech_state(state))
         bus.tap(resolve('hearing/utterances', ns), rec.on_utterance)
     bus.tap('/conversation/addressee', rec.on_addressee)
+    bus.tap('/voices/identities', rec.on_voice)
     ns_of = {r.name: r.ns for r in deployment.robots}
 
     t_loop = time.perf_counter()
@@ -140,7 +158,8 @@ def run_scenario(scenario: Scenario, system: SystemConfig | None = None, options
     return ScenarioRecord(
         name=scenario.name, robots=[r.name for r in scenario.robots], humans=[h.name for h in scenario.humans],
         duration_s=sim.t, utterances=truth_utterances(truth), speech=robot_speech(truth),
-        system_utterances=rec.utterances, decisions=rec.decisions, wall_time_s=wall, render_wall_time_s=render_wall,
+        system_utterances=rec.resolved_utterances(), decisions=rec.decisions, wall_time_s=wall,
+        render_wall_time_s=render_wall,
         extra=extra)
 
 
