@@ -36,3 +36,20 @@ def test_two_talkers_make_two_turns():
     tracker.on_utterance(final('ada/1', 0.0, 1.0, 0.9, voice='v1'))
     tracker.on_utterance(final('ada/2', 0.2, 1.1, 0.9, voice='v2'))
     assert len(tracker.due(5.0)) == 2
+
+
+def test_a_lone_name_waits_for_the_request():
+    names = {'luna': ['luna'], 'dex': ['dex']}
+    tracker = TurnTracker(TurnConfig(min_silence_s=0.25, max_silence_s=1.2), names)
+    tracker.on_utterance(final('ada/1', 0.0, 0.5, 0.95, text='Luna.'))
+    assert not tracker.due(0.9)
+    tracker.on_utterance(final('ada/2', 0.8, 2.5, 0.95, text='please call the help desk.'))
+    turns = tracker.due(2.8)
+    assert len(turns) == 1 and turns[0].text == 'Luna. please call the help desk.'
+
+
+def test_unfinished_texts():
+    from voice_robot.conversing.turn import unfinished
+    names = {'dex': ['dex'], 'luna': ['luna']}
+    assert unfinished('Hey Dex.', names) and unfinished('So I think,', names) and unfinished('Luna', names)
+    assert not unfinished('Dex, what time is it?', names) and not unfinished('Thank you.', names)

@@ -169,7 +169,9 @@ def turn_features(turn: TurnInput, me: RobotSpec, ctx: ConversationContext, now:
         'musing': cues.musing,
         'side_talk': ctx.recent_human_exchange(turn.voice_id, now),
         'no_request': 1.0 - cues.request,
-        'backchannel': max(cues.backchannel_like, turn.backchannel_probability if cues.words <= 2 else 0.0),
+        # The transcript decides here: the acoustic backchannel guess is for barge-in, and a request cut
+        # short by a segmentation error sounds just as short.
+        'backchannel': cues.backchannel_like,
         'no_speaker': 1.0 if person is None else 0.0,
     }
     return feats
@@ -271,7 +273,7 @@ class AddresseeStage(Stage):
         self.me = robot
         self.config = config
         self.context = ConversationContext(robot.name, robots)
-        self.turns = TurnTracker(turn_config)
+        self.turns = TurnTracker(turn_config, {r.name: r.names() for r in robots})
         self.model = AddresseeModel([r.name for r in robots],
                                     weights or Weights.load(config.weights_file), config.min_probability)
         self.pending: list[_Pending] = []

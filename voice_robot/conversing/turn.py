@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from voice_robot import messages as m
 from voice_robot.conversing.config import TurnConfig
+from voice_robot.conversing.cues import VOCATIVE_PREFIX, find_names, tokenize
 
 SAME_TALKER_RAD = math.radians(20)
 MAX_OPEN_TURNS = 16
@@ -76,11 +77,26 @@ def same_talker(a: m.Utterance, b: m.Utterance) -> bool:
     return abs(d) < SAME_TALKER_RAD
 
 
+def unfinished(text: str, names: dict[str, list[str]]) -> bool:
+    """Text that cannot be a whole turn: only a name ("Luna.", "Hey Dex"), or a trailing comma."""
+    stripped = text.strip()
+    if stripped.endswith(','):
+        return True
+    tokens = [t for t in tokenize(stripped) if t[0].isalpha()]
+    if not tokens or len(tokens) > 3:
+        return False
+    found = find_names(tokens, names)
+    named = sum(len(hits) for hits in found.values())
+    rest = [t for t in tokens if t not in VOCATIVE_PREFIX]
+    return named > 0 and len(rest) <= named
+
+
 class TurnTracker:
     """Groups one robot's final utterances into turns and says when each turn is over."""
 
-    def __init__(self, config: TurnConfig):
+    def __init__(self, config: TurnConfig, names: dict[str, list[str]] | None = None):
         self.config = config
+        self.names = names or {}
         self.open: list[Turn] = []
         self.dropped = 0
 
@@ -111,7 +127,10 @@ class TurnTracker:
         turn.segments.append(u)
         if turn.open_partial == u.utterance_id:
             turn.open_partial = ''
-        turn.deadline = u.end + self.required_silence(u.end_of_turn_probability)
+        p_end = u.end_of_turn_probability
+        if self.names and unfinished(u.transcript, self.names):
+            p_end = 0.0     # "Luna." then a pause: the request follows
+        turn.deadline = u.end + self.required_silence(p_end)
 
     def due(self, now: float) -> list[Turn]:
         """Turns that are over at ``now`` (removed from the tracker)."""
