@@ -38,22 +38,33 @@ class Monitor:
         import voice_robot_interfaces.msg as vr
         from voice_robot.nodes.convert import (addressee_from_ros, speech_state_from_ros, utterance_from_ros,
                                                voice_from_ros)
-        from voice_robot.nodes.shell import EVENT_QOS
         self.node = rclpy.create_node('eval_monitor')
         self.rec = Recorder()
         self.live, self.log = live, log
         self.robots = robots
         self.last_end: dict[str, float] = {}
         self.speech_start: dict[str, float] = {}
+        self.bad_messages = 0
+        self.speech_text: dict[str, str] = {}
         for r in robots:
-            self.node.create_subscription(vr.Utterance, f'{r.ns}/hearing/utterances',
-                                          lambda msg: self.on_utterance(utterance_from_ros(msg)), EVENT_QOS)
-            self.node.create_subscription(vr.SpeechState, f'{r.ns}/speech/state',
-                                          lambda msg: self.on_speech(speech_state_from_ros(msg)), EVENT_QOS)
-        self.node.create_subscription(vr.VoiceIdentity, '/voices/identities',
-                                      lambda msg: self.rec.on_voice(None, voice_from_ros(msg), None), EVENT_QOS)
-        self.node.create_subscription(vr.AddresseeEstimate, '/conversation/addressee',
-                                      lambda msg: self.on_addressee(addressee_from_ros(msg)), EVENT_QOS)
+            self._subscribe(vr.Utterance, f'{r.ns}/hearing/utterances', utterance_from_ros, self.on_utterance)
+            self._subscribe(vr.SpeechState, f'{r.ns}/speech/state', speech_state_from_ros, self.on_speech)
+        self._subscribe(vr.VoiceIdentity, '/voices/identities', voice_from_ros,
+                        lambda v: self.rec.on_voice(None, v, None))
+        self._subscribe(vr.AddresseeEstimate, '/conversation/addressee', addressee_from_ros, self.on_addressee)
+
+    def _subscribe(self, msg_type, topic, convert, handler) -> None:
+        from voice_robot.nodes.convert import BadMessage
+        from voice_robot.nodes.shell import EVENT_QOS
+
+        def callback(msg):
+            try:
+                handler(convert(msg))
+            except BadMessage as exc:
+                self.bad_messages += 1     # counted like the nodes do; the run goes on
+                if self.live:
+                    print(f'           (ignored a bad message on {topic}: {exc})', file=self.log, flush=True)
+        self.node.create_subscription(msg_type, topic, callback, EVENT_QOS)
 
     def say(self, t: float, text: str) -> None:
         if self.live:
@@ -77,14 +88,19 @@ class Monitor:
 
     def on_speech(self, s: m.SpeechState) -> None:
         key = f'{s.robot}:{s.speech_id}'
+        if s.text:
+            self.speech_text[key] = s.text
         if s.speaking and key not in self.speech_start:
             self.speech_start[key] = s.started
             latency = (s.started - s.reply_to_end) * 1000 if s.reply_to_end else float('nan')
             kind = {m.SpeechKind.FILLER: ' (filler)', m.SpeechKind.HOLD: ' (hold)'}.get(s.kind, '')
-            lat = f' after {latency:.0f} ms' if math.isfinite(latency) else ''
-            self.say(s.started, f'   {s.robot} answers{kind}{lat}: "{s.text}"')
-        elif not s.speaking and s.cancelled:
-            self.say(s.stamp, f'   {s.robot} stops (interrupted)')
+            lat = f' {latency:.0f} ms after the person stopped' if math.isfinite(latency) else ''
+            self.say(s.started, f'   {s.robot} starts answering{kind}{lat}')
+        elif not s.speaking and key in self.speech_start:
+            said = self.speech_text.get(key, '')
+            how = 'stops (interrupted)' if s.cancelled else 'said'
+            self.say(s.stamp, f'   {s.robot} {how}: "{said}"')
+            self.speech_start.pop(key, None)
 
 
 def _wait_ready(node, robots, spin, timeout: float) -> bool:
