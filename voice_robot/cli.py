@@ -200,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     ft = sub.add_parser('fit-addressee', help="fit the addressee model's cue weights on a scenario library")
     ft.add_argument('scenarios', nargs='*', default=['sim/scenarios'])
     ft.add_argument('--out', default=None, help='weights YAML (default: the bundled weights file)')
+    ft.add_argument('--samples', help='cache of the labelled cue values (JSON): written after the runs')
+    ft.add_argument('--reuse-samples', action='store_true', help='fit on --samples without running scenarios')
+    ft.add_argument('--l2', type=float, default=None, help='pull towards the prior weights (default 0.5)')
     ft.set_defaults(func=cmd_fit)
     return p
 

@@ -90,7 +90,25 @@ def label_turns(record, feature_logs) -> list[tuple[dict, str]]:
     return samples
 
 
+def cross_validate(groups: dict[str, list], l2: float) -> float:
+    """Leave-one-scenario-out accuracy: how the fitted model does on scenarios it did not see."""
+    right = total = 0
+    for held in groups:
+        train = [s for name, ss in groups.items() if name != held for s in ss]
+        if not train or not groups[held]:
+            continue
+        weights, _ = fit(train, l2=l2)
+        w = weights.vector()
+        for feats, label in groups[held]:
+            cands, x = design(feats)
+            if label in cands:
+                right += int(cands[int(np.argmax(x @ w))] == label)
+                total += 1
+    return right / total if total else float('nan')
+
+
 def main_fit(args) -> int:
+    import json
     from voice_robot.eval.runner import RunOptions, run_scenario
     from voice_robot.sim.scenario import load_scenario, scenario_files
     files = scenario_files(args.scenarios)
@@ -98,16 +116,27 @@ def main_fit(args) -> int:
     if any(shared.exists() and f.resolve().is_relative_to(shared.resolve()) for f in files):
         print('error: the public scenarios are a held-out test set; fit on sim/scenarios', file=sys.stderr)
         return 2
-    samples = []
-    for f in files:
-        sc = load_scenario(f)
-        print(f'[fit] running {sc.name} ...', file=sys.stderr, flush=True)
-        logs = []
-        record = run_scenario(sc, None, RunOptions(progress=False), feature_sink=logs)
-        samples += label_turns(record, logs)
-    weights, stats = fit(samples)
+    groups: dict[str, list] = {}
+    cache = Path(args.samples) if getattr(args, 'samples', None) else None
+    if cache is not None and cache.exists() and getattr(args, 'reuse_samples', False):
+        groups = {k: [(f, lab) for f, lab in v] for k, v in json.loads(cache.read_text()).items()}
+    else:
+        for f in files:
+            sc = load_scenario(f)
+            print(f'[fit] running {sc.name} ...', file=sys.stderr, flush=True)
+            logs = []
+            record = run_scenario(sc, None, RunOptions(progress=False), feature_sink=logs)
+            groups[sc.name] = label_turns(record, logs)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(groups))
+    samples = [s for ss in groups.values() for s in ss]
+    l2 = getattr(args, 'l2', None) or L2
+    weights, stats = fit(samples, l2=l2)
+    stats['l2'] = l2
+    stats['leave_one_scenario_out_accuracy'] = round(cross_validate(groups, l2), 4)
     out = Path(args.out) if args.out else DEFAULT_WEIGHTS_FILE
-    weights.save(out, {'fitted_on': [Path(f).stem for f in files], **stats})
+    weights.save(out, {'fitted_on': sorted(groups), **stats})
     print(f'[fit] {stats}')
     print(f'[fit] wrote {out}')
     return 0
