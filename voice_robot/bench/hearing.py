@@ -227,6 +227,375 @@ def score_run(run: HearingRun) -> dict:
             if run.busy_s else None}
 
 
+
+# --- the scenario library: hearing alone, robots answering from ground truth --------------------------
+
+REPLY_TEXT = ('Sure, I can help you with that. Let me check it for you, it will only take a moment, '
+              'and then I will tell you everything I know about it.')
+BARGE_IN_WINDOW_S = 2.0        # an onset heard later than this after the truth onset is a miss
+
+
+class _Wiretap:
+    """The simulator as the scripted responder sees it; what the robots play also reaches their hearing."""
+
+    def __init__(self, sim, played: list, states: list):
+        self._sim = sim
+        self._played = played
+        self._states = states
+
+    def __getattr__(self, name):
+        return getattr(self._sim, name)
+
+    def add_robot_audio(self, robot: str, chunk) -> None:
+        self._sim.add_robot_audio(robot, chunk)
+        self._played.append((robot, chunk))
+
+    def on_speech_state(self, state) -> None:
+        self._sim.on_speech_state(state)
+        self._states.append(state)
+
+
+class LibraryModels:
+    """Models loaded once for a whole library run; only the robot voices and names change per scenario."""
+
+    def __init__(self, config: HearingConfig):
+        from voice_robot.hearing.asr import make_recognizer
+        from voice_robot.hearing.embedding import make_embedder
+        from voice_robot.hearing.vad import make_vad
+        self.config = config
+        self.vad = make_vad(config.vad.backend)
+        self.embedder = make_embedder(config.embedder)
+        self.recognizer = make_recognizer(config.asr, [])
+        self._voice_cache: dict = {}
+
+    def for_robots(self, robots):
+        import copy
+        from voice_robot.hearing.asr import prompt_for
+        from voice_robot.hearing.diarization import RobotVoices
+        from voice_robot.hearing.stage import HearingModels
+        names = [n for r in robots for n in r.names()]
+        recognizer = copy.copy(self.recognizer)
+        if hasattr(recognizer, 'names'):
+            recognizer.names = names
+            recognizer.prompt = prompt_for(names) or None
+        voices = RobotVoices(self.embedder, self.config.sample_rate)
+        for r in robots:
+            if r.voice not in self._voice_cache:
+                voices.enrol(r.name, r.voice)
+                self._voice_cache[r.voice] = voices.voices.get(r.name)
+            cached = self._voice_cache[r.voice]
+            if cached is not None:
+                from voice_robot.hearing.diarization import RobotVoice
+                voices.voices[r.name] = RobotVoice(r.name, r.voice, cached.centroid)
+        return HearingModels(self.vad, self.embedder, recognizer, voices)
+
+
+def simulate_scenario_hearing(scenario, config: HearingConfig | None = None, models: LibraryModels | None = None,
+                              reply_text: str = REPLY_TEXT, charge_compute: bool = True,
+                              frame_s: float = 0.02) -> HearingRun:
+    """Play a library scenario with only every robot's HearingStage as the system under test.
+
+    The robots' speech comes from ``ScriptedResponder`` (it answers addressed utterances from the ground
+    truth, like an ideal system, and yields to interruptions): the world's behaviour, never part of the
+    system. What a robot plays is its hearing's echo reference; speech states reach every robot.
+    """
+    from voice_robot.hearing.stage import HearingStage
+    from voice_robot.pipeline import InProcessBus, resolve
+    from voice_robot.sim.render import ScriptedResponder
+    from voice_robot.sim.world import Simulator
+    config = config or HearingConfig()
+    models = models or LibraryModels(config)
+    sim = Simulator(scenario, sample_rate=config.sample_rate, frame_s=frame_s)
+    played: list = []
+    states: list = []
+    responder = ScriptedResponder(_Wiretap(sim, played, states), text=reply_text)
+    bus = InProcessBus(charge_compute=charge_compute)
+    robots = list(scenario.robots)
+    shared = models.for_robots(robots)
+    run = HearingRun(truth=None)
+    for r in robots:
+        stage = HearingStage(r, [p for p in robots if p.name != r.name], config, models=shared)
+        bus.add(stage, r.ns)
+        run.stages[r.name] = stage
+        bus.tap(resolve('hearing/utterances', r.ns), lambda tp, u, t, name=r.name: run.utterances.append((name, u, t)))
+    bus.tap('/voices/identities', lambda tp, v, t: run.identities.append(v))
+    ns_of = {r.name: r.ns for r in robots}
+    t_wall = time.perf_counter()
+    while not sim.done:
+        bus.run_until(sim.t + frame_s)
+        out = sim.step()
+        for name, chunk in out.audio.items():
+            bus.publish(resolve('audio/raw', ns_of[name]), chunk, at=chunk.end)
+        responder.after_step(out)
+        for state in states:
+            bus.publish(resolve('speech/state', ns_of[state.robot]), state, at=sim.t)
+        for name, chunk in played:
+            bus.publish(resolve('speech/audio', ns_of[name]), chunk, at=sim.t)
+        states.clear()
+        played.clear()
+    bus.run_until(sim.t + 1.0)
+    for stage in run.stages.values():
+        stage.close()
+    run.wall_s = time.perf_counter() - t_wall
+    run.busy_s = {lane.stage.robot: lane.busy_total for lane in bus.lanes}
+    run.duration_s = sim.t
+    run.truth = sim.truth
+    run.robot_speech = [(s.robot, s.start, s.end) for s in run.truth.robot_speech]
+    bus.close()
+    return run
+
+
+def _words(text: str) -> list[str]:
+    import re
+    t = text.lower().replace('-', ' ')
+    return re.sub(r"[^a-z0-9' ]+", ' ', t).split()
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    ref, hyp = _words(reference), _words(hypothesis)
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    d = list(range(len(hyp) + 1))
+    for i, rw in enumerate(ref, 1):
+        prev, d[0] = d[0], i
+        for j, hw in enumerate(hyp, 1):
+            cur = min(d[j] + 1, d[j - 1] + 1, prev + (rw != hw))
+            prev, d[j] = d[j], cur
+    return d[len(hyp)] / len(ref)
+
+
+def _overlap(a0, a1, b0, b1) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def _chain(finals: list) -> tuple[list, list]:
+    """(the largest set of finals that do not overlap in time, the rest: ghosts)."""
+    chain, ghosts, end = [], [], -math.inf
+    for u in sorted(finals, key=lambda u: u.end):
+        if u.start >= end - 0.1:
+            chain.append(u)
+            end = u.end
+        else:
+            ghosts.append(u)
+    return sorted(chain, key=lambda u: u.start), ghosts
+
+
+def score_library_run(run: HearingRun, name: str = '') -> dict:
+    """Per-scenario hearing metrics against the ground truth (see ``library``)."""
+    from types import SimpleNamespace
+    from voice_robot.eval.score import speaker_attribution
+    truth = run.truth
+    utts = list(truth.utterances)
+    robot_names = [str(n).lower() for n in run.stages]
+    alias_names = {n.lower(): r for r, st in run.stages.items() for n in st.spec.names()}
+    speech = list(truth.robot_speech)
+    messages: dict[tuple, list] = {}
+    for robot, u, t in run.utterances:
+        messages.setdefault((robot, u.utterance_id), []).append((u, t))
+    row = {'scenario': name or truth.scenario, 'truth': len(utts) * len(run.stages)}
+    detected = missed = ghosts = splits = merged = spurious = robot_as_human = 0
+    wers, doa, latencies, name_hits, name_total = [], [], [], 0, 0
+    resolved_finals = []
+    for robot, stage in run.stages.items():
+        heard = run.finals(robot)
+        owner = {}
+        for f in heard:
+            ovs = sorted(((_overlap(f.start, f.end, u.start, u.end), u) for u in utts), key=lambda x: -x[0])
+            dur = max(1e-3, f.end - f.start)
+            human = sum(o for o, _ in ovs)
+            robot_ov = sum(_overlap(f.start, f.end, s.start, s.end) for s in speech)
+            if human < 0.1 * dur and robot_ov > 0.5 * dur:
+                robot_as_human += 1
+            if not ovs or ovs[0][0] < 0.3 * dur and ovs[0][0] < 0.3 * (ovs[0][1].end - ovs[0][1].start):
+                spurious += 1
+                continue
+            owner[f.utterance_id] = ovs[0][1].id
+            if len(ovs) > 1 and ovs[1][0] > max(0.3, 0.3 * (ovs[1][1].end - ovs[1][1].start)):
+                merged += 1
+        for u in utts:
+            mine = [f for f in heard if owner.get(f.utterance_id) == u.id]
+            covered = sum(_overlap(f.start, f.end, u.start, u.end) for f in _chain(mine)[0])
+            if not mine or covered < 0.3 * (u.end - u.start):
+                missed += 1
+                continue
+            detected += 1
+            chain, extra = _chain(mine)
+            ghosts += len(extra)
+            splits += len(chain) - 1
+            hyp = ' '.join(f.transcript for f in chain)
+            wers.append(word_error_rate(u.text, hyp))
+            said = {w for w in _words(u.text) if w in alias_names}
+            if said:
+                name_total += 1
+                name_hits += int(said <= {w for w in _words(hyp) if w in alias_names})
+            best = max(mine, key=lambda f: _overlap(f.start, f.end, u.start, u.end))
+            doa.append(angle_error_deg(best.azimuth, truth.azimuths[robot][u.speaker]))
+            last = max(chain, key=lambda f: f.end)
+            published = [t for (uu, t) in messages[(robot, last.utterance_id)] if uu.is_final]
+            if published:
+                latencies.append(published[-1] - u.end)
+    # Speaker attribution as the eval scores it: voice ids resolved through published aliases.
+    alias = {v.voice_id: v.alias_of for v in run.identities if v.alias_of and v.alias_of != v.voice_id}
+
+    def resolve(v):
+        seen = set()
+        while v in alias and v not in seen:
+            seen.add(v)
+            v = alias[v]
+        return v
+    finals_all = [f for r in run.stages for f in run.finals(r)]
+    record = SimpleNamespace(utterances=utts, system_utterances=[
+        SimpleNamespace(voice_id=resolve(f.voice_id), start=f.start, end=f.end) for f in finals_all])
+    attribution = speaker_attribution(record)
+    raw = speaker_attribution(SimpleNamespace(utterances=utts, system_utterances=finals_all))
+    # Barge-in: human speech that starts while a robot talks, heard by that robot.
+    onsets, onset_misses, early, early3, false_onsets = [], 0, [], [], 0
+    for s in speech:
+        for u in utts:
+            if not s.start <= u.start < s.end:
+                continue
+            first = None
+            for (robot, uid), msgs in messages.items():
+                if robot != s.robot:
+                    continue
+                last = msgs[-1][0]
+                if _overlap(last.start, max(last.end, last.start + 0.1), u.start, u.end) <= 0 or \
+                        last.start < u.start - 0.5:
+                    continue
+                t = msgs[0][1]
+                if first is None or t < first[0]:
+                    first = (t, msgs)
+            if first is None or first[0] - u.start > BARGE_IN_WINDOW_S:
+                onset_misses += 1
+                continue
+            onsets.append(first[0] - u.start)
+            if u.backchannel or u.interrupts:
+                for msg, _ in first[1]:
+                    if msg.is_final or msg.backchannel_probability <= 0:
+                        continue
+                    span = msg.end - msg.start
+                    target = early if span < 0.25 else early3 if span < 0.45 else None
+                    if target is not None and not any(x[0] == (s.robot, u.id) for x in target):
+                        target.append(((s.robot, u.id), (msg.backchannel_probability > 0.5) == u.backchannel))
+    for (robot, uid), msgs in messages.items():
+        last = msgs[-1][0]
+        end = max(last.end, last.start + 0.1)
+        if sum(_overlap(last.start, end, u.start, u.end) for u in utts) > 0:
+            continue
+        if any(s.robot == robot and _overlap(last.start, end, s.start, s.end + 0.4) > 0 for s in speech):
+            false_onsets += 1
+    busy = run.busy_s
+    row.update({
+        'detected': detected, 'missed': missed, 'ghosts': ghosts, 'splits': splits, 'merged': merged,
+        'spurious': spurious, 'robot_as_human': robot_as_human,
+        'wer': round(float(np.mean(wers)), 3) if wers else None,
+        'names': f'{name_hits}/{name_total}',
+        'doa_deg': round(float(np.median(doa)), 1) if doa else None,
+        'attribution': attribution['accuracy'], 'attribution_raw': raw['accuracy'],
+        'final_latency_ms': round(1000 * float(np.median(latencies))) if latencies else None,
+        'barge_in_onset_ms': round(1000 * float(np.median(onsets))) if onsets else None,
+        'barge_in_missed': onset_misses, 'false_onsets': false_onsets,
+        'bc_early': f'{sum(ok for _, ok in early)}/{len(early)}',
+        'bc_0.3s': f'{sum(ok for _, ok in early3)}/{len(early3)}',
+        'rtf': round(float(np.mean(list(busy.values()))) / max(run.duration_s, 1e-9), 3) if busy else None,
+    })
+    row['_raw'] = {'wers': wers, 'doa': doa, 'latencies': latencies, 'onsets': onsets, 'early': [ok for _, ok in early],
+                   'early3': [ok for _, ok in early3], 'name_hits': name_hits, 'name_total': name_total,
+                   'attribution_correct': attribution['correct'], 'attribution_total': attribution['total'],
+                   'attribution_raw_correct': raw['correct'], 'busy': sum(busy.values()),
+                   'robot_seconds': run.duration_s * len(run.stages)}
+    return row
+
+
+def timeline(run: HearingRun) -> list[str]:
+    """Truth, robot speech and every robot's utterances in time order (for reading failures)."""
+    lines = []
+    for u in run.truth.utterances:
+        flags = ''.join(f for f, on in (('I', u.interrupts), ('B', u.backchannel)) if on)
+        lines.append((u.start, f'{u.start:7.2f}-{u.end:6.2f} TRUTH {u.id:>4} {u.speaker:>6} {flags:2} {u.text!r}'))
+    for s in run.truth.robot_speech:
+        lines.append((s.start, f'{s.start:7.2f}-{s.end:6.2f} ROBOT {s.robot} speaks{" (cancelled)" if s.cancelled else ""}'))
+    firsts: dict = {}
+    for robot, u, t in run.utterances:
+        key = (robot, u.utterance_id)
+        if key not in firsts:
+            firsts[key] = t
+        if u.is_final:
+            gone = '' if (u.transcript or u.voice_id or u.confidence > 0) else ' WITHDRAWN'
+            lines.append((u.start, f'{u.start:7.2f}-{u.end:6.2f}   {u.utterance_id:>9} first@{firsts[key]:.2f} '
+                                   f'final@{t:.2f} {u.voice_id or "-":>14} az={math.degrees(u.azimuth):5.0f} '
+                                   f'eot={u.end_of_turn_probability:.2f} bc={u.backchannel_probability:.2f}'
+                                   f'{gone} {u.transcript!r}'))
+    return [line for _, line in sorted(lines, key=lambda x: x[0])]
+
+
+def _pct(values, q):
+    return round(1000 * float(np.percentile(values, q))) if values else None
+
+
+def library_summary(rows: list[dict]) -> dict:
+    raw = [r['_raw'] for r in rows]
+    total = {k: sum(r[k] for r in rows) for k in ('truth', 'detected', 'missed', 'ghosts', 'splits', 'merged',
+                                                   'spurious', 'robot_as_human', 'barge_in_missed', 'false_onsets')}
+    cat = lambda key: [v for x in raw for v in x[key]]     # noqa: E731
+    early, early3 = cat('early'), cat('early3')
+    total.update({
+        'wer_mean': round(float(np.mean(cat('wers'))), 3) if cat('wers') else None,
+        'name_recall': round(sum(x['name_hits'] for x in raw) / max(1, sum(x['name_total'] for x in raw)), 3),
+        'doa_deg_median': round(float(np.median(cat('doa'))), 2) if cat('doa') else None,
+        'attribution': round(sum(x['attribution_correct'] for x in raw) / max(1, sum(x['attribution_total'] for x in raw)), 3),
+        'attribution_raw': round(sum(x['attribution_raw_correct'] for x in raw)
+                                 / max(1, sum(x['attribution_total'] for x in raw)), 3),
+        'final_latency_ms': {'p50': _pct(cat('latencies'), 50), 'p95': _pct(cat('latencies'), 95)},
+        'barge_in_onset_ms': {'p50': _pct(cat('onsets'), 50), 'p95': _pct(cat('onsets'), 95), 'n': len(cat('onsets'))},
+        'backchannel_early_accuracy': round(float(np.mean(early)), 3) if early else None,
+        'backchannel_early_n': len(early),
+        'backchannel_0.3s_accuracy': round(float(np.mean(early3)), 3) if early3 else None,
+        'backchannel_0.3s_n': len(early3),
+        'rtf_per_robot': round(sum(x['busy'] for x in raw) / max(1e-9, sum(x['robot_seconds'] for x in raw)), 3),
+    })
+    return total
+
+
+def library(paths, config: HearingConfig | None = None, only: list[str] | None = None, progress=None,
+            detail: bool = False) -> dict:
+    """Hearing-only metrics per scenario of a library (see ``simulate_scenario_hearing``):
+    truth utterances x robots, detected / missed / ghosts (extra finals overlapping another final of the
+    same truth utterance on one robot) / splits (further finals in sequence) / merged (a final covering a
+    second truth utterance too), spurious finals and robot speech taken for a person, mean word error
+    rate and robot-name recall of the finals, median DOA error, speaker attribution (as the eval
+    scores it, aliases followed; raw ids too), final latency (truth end -> final published), barge-in
+    onset latency (truth onset during robot speech -> first message of that robot, sim time with
+    compute charged), false onsets (utterances opened on no human speech while that robot spoke),
+    early backchannel accuracy (0.18 s and 0.3 s partials of backchannels and interruptions)."""
+    from voice_robot.sim.scenario import load_scenario, scenario_files
+    config = config or HearingConfig()
+    models = LibraryModels(config)
+    rows = []
+    for path in scenario_files([str(p) for p in paths]):
+        scenario = load_scenario(path)
+        if only and scenario.name not in only:
+            continue
+        t0 = time.perf_counter()
+        run = simulate_scenario_hearing(scenario, config, models)
+        row = score_library_run(run, scenario.name)
+        row['wall_s'] = round(time.perf_counter() - t0, 1)
+        if detail:
+            row['_timeline'] = timeline(run)
+            row['_stats'] = {name: dict(stage.stats) for name, stage in run.stages.items()}
+        rows.append(row)
+        if progress:
+            progress(row)
+    return {'rows': rows, 'summary': library_summary(rows)}
+
+
+def print_library(result: dict) -> None:
+    rows = [{k: v for k, v in r.items() if not k.startswith('_')} for r in result['rows']]
+    print(_table(rows))
+    print('summary:')
+    for k, v in result['summary'].items():
+        print(f'  {k}: {v}')
+
 # --- benchmark parts -----------------------------------------------------------------------------------
 
 VOICES = ('flite:slt', 'flite:rms', 'piper:joe', 'flite:awb', 'espeak:en-us+f4', 'flite:kal')
@@ -426,10 +795,37 @@ def backchannel_early() -> dict:
             'renders': int(len(y))}
 
 
+def config_from_overrides(overrides: list[str] | None) -> HearingConfig:
+    """HearingConfig with dotted ``section.key=value`` overrides (values parsed as YAML)."""
+    import yaml
+    data: dict = {}
+    for item in overrides or []:
+        key, _, value = item.partition('=')
+        node = data
+        parts = key.strip().split('.')
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(value)
+    return HearingConfig(**data)
+
+
 def run(args) -> dict:
     quick = bool(getattr(args, 'quick', False))
     t0 = time.perf_counter()
     result = {'note': 'speed numbers are rough: the machine is shared with other jobs'}
+    scenarios = getattr(args, 'scenarios', None)
+    if scenarios:
+        config = config_from_overrides(getattr(args, 'set', None))
+
+        def progress(row):
+            shown = {k: v for k, v in row.items() if not k.startswith('_')}
+            print(' '.join(f'{k}={v}' for k, v in shown.items()), flush=True)
+            for line in row.get('_timeline', []):
+                print('   ', line, flush=True)
+        result['library'] = library(scenarios, config, getattr(args, 'only', None), progress=progress,
+                                    detail=bool(getattr(args, 'detail', False)))
+        result['bench_wall_s'] = round(time.perf_counter() - t0, 1)
+        return result
     result['speed'] = speed(seconds=10.0 if quick else 30.0)
     result['doa'] = doa_accuracy(rooms=6 if quick else 18)
     try:
@@ -453,6 +849,11 @@ def _table(rows: list[dict]) -> str:
 
 
 def print_report(result: dict) -> None:
+    if 'library' in result:
+        print('== hearing on the scenario library (robots answer from ground truth; compute charged to sim time)')
+        print_library(result['library'])
+        print(f"\nbench wall time {result['bench_wall_s']} s")
+        return
     print('== hearing: speed (realtime factor = compute s / audio s; rough, shared machine)')
     print(_table(result['speed']['rows']))
     print(f"model load {result['speed']['model_load_s']} s, peak RSS {result['rss_mb']} MB")
@@ -474,6 +875,11 @@ def main(argv=None) -> int:
     parser.add_argument('--quick', action='store_true')
     parser.add_argument('--fit-backchannel', action='store_true',
                         help='refit the early backchannel weights on TTS renders and print them')
+    parser.add_argument('--scenarios', nargs='+', help='scenario files or directories: hearing-only library run')
+    parser.add_argument('--only', nargs='+', help='with --scenarios: only these scenario names')
+    parser.add_argument('--set', nargs='+', metavar='KEY=VALUE', help='hearing config overrides (vad.min_silence_ms=300)')
+    parser.add_argument('--json', help='write the result as JSON here')
+    parser.add_argument('--detail', action='store_true', help='with --scenarios: print each timeline')
     args = parser.parse_args(argv)
     if args.fit_backchannel:
         from voice_robot.hearing import turn_cues
@@ -488,6 +894,11 @@ def main(argv=None) -> int:
         return 0
     result = run(args)
     print_report(result)
+    if args.json:
+        import json
+        from pathlib import Path
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1, default=str))
     return 0
 
 
