@@ -180,3 +180,17 @@ def test_a_cough_lets_the_robot_resume():
     bus.run_until(4.0)
     says = [c for _, r, c in commands if c.action == m.SpeechAction.SAY]
     assert says and says[0].text == 'The sea was calm.'
+
+
+def test_nobody_takes_the_floor_while_a_person_is_still_talking():
+    bus, _, _, events, _ = setup()
+    bus.publish('/bruno/hearing/utterances', m.Utterance('bruno/5', 'bruno', 2.2, 2.4), at=2.42)
+    fused = [0.05, 0.9, 0.03, 0.02]
+    publish_turn(bus, 'ada', fused, fused, 2.3)
+    publish_turn(bus, 'bruno', fused, fused, 2.3)
+    bus.run_until(2.8)
+    assert grants(events) == []                       # someone is still speaking
+    bus.publish('/bruno/hearing/utterances', m.Utterance('bruno/5', 'bruno', 2.2, 3.0, is_final=True,
+                                                         transcript='and one more thing'), at=3.05)
+    bus.run_until(3.2)
+    assert grants(events) == ['bruno']

@@ -45,7 +45,7 @@ ROBOT_FEATURES = ('bias', 'vocative', 'mention', 'other_vocative', 'gaze', 'gaze
                   'nearest', 'you_gaze', 'speaking')
 GROUP_FEATURES = ('bias', 'group_words', 'gaze_none', 'request_unaddressed', 'gaze_split')
 OTHERS_FEATURES = ('gaze_person', 'mention_any', 'pronoun', 'musing', 'side_talk', 'no_request',
-                   'backchannel', 'no_speaker')
+                   'backchannel', 'no_speaker', 'fragment')
 KINDS = {'robot': ROBOT_FEATURES, GROUP: GROUP_FEATURES, OTHERS: OTHERS_FEATURES}
 
 # Priors used before any fit (and as the starting point of the fit): signs and rough sizes from the
@@ -55,7 +55,7 @@ PRIOR_WEIGHTS = {
               'gaze_end': 1.0, 'partner': 1.5, 'question': 1.5, 'nearest': 0.3, 'you_gaze': 1.0, 'speaking': 0.5},
     GROUP: {'bias': -1.5, 'group_words': 5.0, 'gaze_none': 0.8, 'request_unaddressed': 1.5, 'gaze_split': 1.0},
     OTHERS: {'gaze_person': 3.0, 'mention_any': 1.5, 'pronoun': 1.5, 'musing': 2.5, 'side_talk': 1.5,
-             'no_request': 0.8, 'backchannel': 4.0, 'no_speaker': 0.5},
+             'no_request': 0.8, 'backchannel': 4.0, 'no_speaker': 0.5, 'fragment': 1.5},
 }
 
 
@@ -173,6 +173,8 @@ def turn_features(turn: TurnInput, me: RobotSpec, ctx: ConversationContext, now:
         # short by a segmentation error sounds just as short.
         'backchannel': cues.backchannel_like,
         'no_speaker': 1.0 if person is None else 0.0,
+        # One word that is neither a name nor a listener response: usually a scrap of speech, not a turn.
+        'fragment': 1.0 if cues.words <= 1 and any_vocative < 0.5 and not cues.backchannel_like else 0.0,
     }
     return feats
 

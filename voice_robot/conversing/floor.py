@@ -32,6 +32,7 @@ from voice_robot.conversing.turn import withdrawn
 from voice_robot.pipeline import Stage
 
 FloorKind = m.FloorKind
+OPEN_SPEECH_STALE_S = 1.0   # a partial not updated for this long is no longer someone talking
 IDLE_RELEASE_S = 10.0    # longer than the dialogue's LLM timeout: a slow reply after a filler keeps the floor
 
 
@@ -96,6 +97,9 @@ class FloorStage(Stage):
         self.interruption: Interruption | None = None
         self.resume: m.SpeechState | None = None
         self.last_renew = -1e9
+        # Human speech this robot hears right now (partials without their final): nobody takes the
+        # floor while a person is still talking.
+        self.open_speech: dict[str, float] = {}
 
     def inputs(self):
         return {
@@ -223,9 +227,18 @@ class FloorStage(Stage):
             return True
         return False
 
+    def _someone_talking(self, now: float) -> bool:
+        for uid, seen in list(self.open_speech.items()):
+            if now - seen > OPEN_SPEECH_STALE_S:
+                del self.open_speech[uid]
+        return bool(self.open_speech)
+
     def _grant_if_free(self) -> None:
         now = self.now()
         if not self.queue or not self._floor_free(now):
+            return
+        if self._someone_talking(now):
+            self.stats['grant held: a person is talking'] += 1
             return
         if self.interruption is not None and not self.interruption.decided:
             return
@@ -272,6 +285,12 @@ class FloorStage(Stage):
     # --- barge-in ---------------------------------------------------------------------------
     def on_utterance(self, u: m.Utterance) -> None:
         now = self.now()
+        if u.is_final:
+            self.open_speech.pop(u.utterance_id, None)
+        else:
+            self.open_speech[u.utterance_id] = now
+            if len(self.open_speech) > 16:
+                self.open_speech.pop(min(self.open_speech, key=self.open_speech.get))
         speaking = self.speech is not None and self.speech.speaking
         intr = self.interruption
         if intr is None:
