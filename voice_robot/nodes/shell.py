@@ -31,6 +31,8 @@ from voice_robot.pipeline import Stage, resolve, topic_type
 
 # Audio and faces are streams: a late frame is worth less than the next one.
 SENSOR_TOPICS = ('audio/raw', 'faces/observations')
+# Stage outputs that also feed the REP-155 humans/* topics (voice_robot/nodes/rep155.py).
+REP155_SOURCES = {'hearing/utterances', 'faces/observations', 'faces/attention', '/persons'}
 SENSOR_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=50, reliability=QoSReliabilityPolicy.BEST_EFFORT)
 EVENT_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=100, reliability=QoSReliabilityPolicy.RELIABLE,
                        durability=QoSDurabilityPolicy.VOLATILE)
@@ -62,6 +64,7 @@ class StageNode(LifecycleNode):
         self._builder = builder
         self.stage: Stage | None = None
         self._pubs: dict = {}
+        self._rep155 = None
         self._subs: list = []
         self._timers: list = []
         self._group = MutuallyExclusiveCallbackGroup()
@@ -138,6 +141,10 @@ class StageNode(LifecycleNode):
                 callback_group=self._group))
         for period, callback in stage.timers():
             self._timers.append(self.create_timer(period, self._guard(callback), callback_group=self._group))
+        self._rep155 = None
+        if set(stage.outputs) & REP155_SOURCES:
+            from voice_robot.nodes.rep155 import Rep155Adapter
+            self._rep155 = Rep155Adapter(self, EVENT_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._timers.append(self.create_timer(1.0, self._publish_diagnostics, callback_group=self._group))
         self.get_logger().info(f'active: {stage.name} on {ns}')
@@ -175,6 +182,8 @@ class StageNode(LifecycleNode):
             return
         to_ros = CONVERTERS[type(msg)][1]
         pub.publish(to_ros(msg, self.robot))
+        if self._rep155 is not None:
+            self._rep155.on_publish(topic, msg)
 
     def _make_callback(self, topic: str, handler, from_ros):
         def callback(ros_msg) -> None:
