@@ -50,3 +50,11 @@ def test_names_sound_alike_but_unrelated_words_do_not():
     assert name_similarity('data', 'ada') == 0.0
     assert name_similarity('cocoa', 'coco') >= 0.8
     assert name_similarity('and', 'ada') == 0.0
+
+
+def test_name_before_a_modal_without_the_comma_is_ambiguous():
+    # ASR drops the comma of "Bruno, will it be sunny tomorrow?": neither cue may win alone.
+    lost_comma = text_cues('Bruno will be sunny tomorrow.', NAMES).names['bruno']
+    assert 0.3 <= lost_comma.vocative <= 0.6 and 0.3 <= lost_comma.mention <= 0.6
+    question = text_cues('Bruno can you help me?', NAMES).names['bruno']
+    assert question.vocative > question.mention

@@ -92,8 +92,9 @@ class ConversationContext:
         return [r for r, s in self.speaking.items() if s.speaking]
 
     def person_for(self, voice_id: str, azimuth: float | None, robot: RobotSpec,
-                   gate_rad: float = math.radians(20)) -> m.Person | None:
-        """The person who spoke: linked by voice id, else the person in the utterance direction."""
+                   gate_rad: float = math.radians(25)) -> m.Person | None:
+        """The person who spoke: linked by voice id, else the person in the utterance direction
+        (a person the person manager marks as speaking counts as 10 degrees closer)."""
         if voice_id:
             for p in self.persons.values():
                 if p.voice_id == voice_id:
@@ -104,6 +105,8 @@ class ConversationContext:
         for p in self.persons.values():
             bearing = robot.bearing_to(p.position)
             err = abs(math.atan2(math.sin(bearing - azimuth), math.cos(bearing - azimuth)))
+            if p.is_speaking:
+                err -= math.radians(10)
             if err < best_err:
                 best, best_err = p, err
         return best

@@ -26,6 +26,16 @@ THIRD_PERSON_VERB = {'is', 'was', "isn't", "wasn't", 'has', 'had', "hasn't", 'go
                      'always', 'never', 'often', 'really', 'just', 'also', 'probably', 'made', 'makes', 'gave',
                      'went', 'broke', "'s", 'and', 'or', 'keeps', 'kept', 'forgot', 'likes', 'loves', 'hates',
                      'answered', 'answers', 'helped', 'helps', 'needs', 'wants'}
+AUXILIARIES = {'will', 'would', 'can', 'could', 'should', 'shall', 'may', 'might', 'must', 'do', 'does', 'did',
+               'is', 'are', 'was', 'were', 'have', 'has'}
+MODALS = {'will', 'would', 'can', 'could', 'should', 'shall', 'may', 'might', 'must'}
+SUBJECT_PRONOUNS = {'you', 'it', 'we', 'i', 'there', 'they'}
+
+
+def text_is_question(tokens: list[str]) -> bool:
+    return bool(tokens) and tokens[-1] == '?'
+
+
 # Group address: "can one of you", "anyone", "you two".
 GROUP_PATTERNS = [r'\bone of you\b', r'\bany ?one of you\b', r'\banyone\b', r'\banybody\b', r'\bsomeone\b',
                   r'\bsomebody\b', r'\byou two\b', r'\byou three\b', r'\bboth of you\b', r'\ball of you\b',
@@ -123,6 +133,12 @@ def classify_name(tokens: list[str], i: int) -> tuple[float, float]:
         return 0.9, 0.0
     if prev == 'me' and prev2 == 'excuse':
         return 0.95, 0.0
+    # "Bruno will it rain" / "Bruno can you": ASR often drops the comma after a vocative, and a
+    # sentence-initial name before an auxiliary reads both ways; gaze and context must decide.
+    if at_start and nxt in AUXILIARIES and (nxt2 in SUBJECT_PRONOUNS or text_is_question(tokens)):
+        return 0.7, 0.2
+    if at_start and nxt in MODALS:
+        return 0.45, 0.45
     # "Ada got the weather wrong", "Bruno is usually better": subject of a third-person clause.
     if nxt in THIRD_PERSON_VERB or (nxt and nxt.endswith("'s")):
         return 0.05, 0.9
