@@ -4,9 +4,10 @@ import math
 import numpy as np
 import pytest
 
-from hearing_helpers import angle_error_deg, librivox_scene, two_talker_scene
+from hearing_helpers import angle_error_deg, librivox_scene, tts, two_talker_scene
+from voice_robot.hearing import scenes
 from voice_robot.hearing.audio import StreamingStft
-from voice_robot.hearing.doa import DoaEstimator, NoiseFloor
+from voice_robot.hearing.doa import DoaEstimator, NoiseFloor, fold_azimuth, linear_array_normal
 
 
 def block_estimates(scene, algorithm, span, context=4):
@@ -38,6 +39,25 @@ def test_a_recorded_reader_is_located_in_the_base_frame():
     est = block_estimates(scene, 'srp_phat', scene.spans[0])
     assert math.degrees(scene.azimuths[0]) == pytest.approx(-120.0, abs=1.0)
     assert np.median([angle_error_deg(e, scene.azimuths[0]) for e in est]) < 8
+
+
+def test_a_linear_array_reports_one_front_image_per_talker():
+    """A line of microphones hears a talker and its mirror image alike: one peak, on the side it faces."""
+    robot = scenes.make_linear_robot(4, 0.04, (3.0, 2.5))
+    front = tts('flite:slt', 'Could you tell me where the nearest train station is, please?')
+    behind = tts('flite:rms', 'I think we should meet again next week to talk about the plan.')
+    talkers = [scenes.Talker(scenes.place(robot, 35, 1.5), front, 0.3),
+               scenes.Talker(scenes.place(robot, -140, 1.6), behind, 0.6 + front.size / 16000)]
+    scene = scenes.render(robot, talkers, (6.0, 5.0, 3.0), 0.3, 25, 'pink', seed=2, max_order=8)
+    normal = linear_array_normal(robot.mic_positions_base())
+    assert normal is not None and normal[0] > 0.99
+    assert linear_array_normal(scenes.make_robot(4).mic_positions_base()) is None
+    for talker, expected_deg in ((0, 35.0), (1, -40.0)):
+        est = block_estimates(scene, 'srp_phat', scene.spans[talker])
+        assert len(est) > 10
+        assert all(abs(e) <= math.pi / 2 + 1e-6 for e in est)
+        assert np.median([angle_error_deg(e, math.radians(expected_deg)) for e in est]) < 10
+        assert math.degrees(fold_azimuth(scene.azimuths[talker], normal)) == pytest.approx(expected_deg, abs=1.0)
 
 
 def test_bad_blocks_are_refused():

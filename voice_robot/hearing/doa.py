@@ -5,6 +5,11 @@ precomputed) for the array in the robot base frame, so the azimuths it returns a
 azimuths (REP-103, CCW from +x). ``estimate`` returns up to ``max_sources`` peaks of the spatial
 spectrum with a relative strength; weak secondary peaks (side lobes, reflections) are left out.
 
+A linear array (every microphone on one line) cannot tell a source from its mirror image across that
+line: its spatial spectrum is symmetric, and both images would become tracks and utterances. Its
+peaks are taken on the front half-plane only (the side of the line the robot faces, +x), and
+``fold`` maps any azimuth (e.g. the bearing of a peer robot behind) to the image the array reports.
+
 ``NoiseFloor`` follows the background level so DOA only runs on blocks that stand out from it
 (the cheapest DOA is the one not computed).
 """
@@ -59,6 +64,16 @@ class DoaEstimator:
                 centred, sample_rate, nfft, c=speed_of_sound, num_src=max_sources, n_grid=n_grid, dim=2)
         self.grid = np.asarray(self._doa.grid.azimuth, float)
         self.spectrum: np.ndarray | None = None
+        self.mirror_normal = linear_array_normal(pos)
+        if self.mirror_normal is None:
+            self._front = np.ones(self.grid.size, bool)
+        else:
+            n = self.mirror_normal
+            self._front = np.cos(self.grid) * n[0] + np.sin(self.grid) * n[1] >= -1e-9
+
+    def fold(self, azimuth: float) -> float:
+        """The azimuth as this array reports it (a linear array's back half-plane mirrored to the front)."""
+        return fold_azimuth(azimuth, self.mirror_normal)
 
     def estimate(self, block: np.ndarray) -> list[DoaPeak]:
         """block: (channels, bins, frames) complex STFT. Returns peaks strongest first."""
@@ -83,12 +98,13 @@ class DoaEstimator:
     def _peaks(self, values: np.ndarray) -> list[DoaPeak]:
         n = values.size
         left, right = np.roll(values, 1), np.roll(values, -1)
-        idx = np.flatnonzero((values >= left) & (values > right))
+        # Edges of a linear array's front half compare with their own mirror images: equal is a peak.
+        idx = np.flatnonzero((values >= left) & ((values > right) | ~np.roll(self._front, -1)) & self._front)
         if idx.size == 0:
             return []
         idx = idx[np.argsort(values[idx])[::-1]]
         top = values[idx[0]]
-        base = float(np.median(values))
+        base = float(np.median(values[self._front]))
         span = max(top - base, 1e-12)
         peaks: list[DoaPeak] = []
         for i in idx:
@@ -103,6 +119,32 @@ class DoaEstimator:
                 break
         del n
         return peaks
+
+
+def linear_array_normal(positions: np.ndarray) -> np.ndarray | None:
+    """For microphones on one line (in the horizontal plane): the unit normal of that line pointing
+    to the front (+x, or +y for a line along x); None for arrays that resolve the full circle."""
+    pos = np.asarray(positions, float)[:, :2]
+    centred = pos - pos.mean(axis=0)
+    sv = np.linalg.svd(centred, compute_uv=False)
+    if sv.size < 2 or sv[0] <= 0 or sv[1] > 1e-3 * sv[0]:
+        return None
+    axis = np.linalg.svd(centred)[2][0]
+    normal = np.array([-axis[1], axis[0]])
+    if normal[0] < -1e-9 or (abs(normal[0]) <= 1e-9 and normal[1] < 0):
+        normal = -normal
+    return normal / np.linalg.norm(normal)
+
+
+def fold_azimuth(azimuth: float, normal: np.ndarray | None) -> float:
+    """Mirror an azimuth behind a linear array (``normal`` from linear_array_normal) to its front image."""
+    if normal is None:
+        return float(wrap(azimuth))
+    d = np.array([math.cos(azimuth), math.sin(azimuth)])
+    side = float(d @ normal)
+    if side < 0:
+        d = d - 2.0 * side * normal
+    return float(math.atan2(d[1], d[0]))
 
 
 class NoiseFloor:

@@ -48,6 +48,13 @@ def make_robot(channels: int = 4, radius: float = 0.032, position=(2.5, 2.0), ya
         'mic_array': {'layout': 'circular', 'channels': channels, 'radius_m': radius, 'height_m': height}})
 
 
+def make_linear_robot(channels: int = 4, spacing: float = 0.04, position=(2.5, 2.0), yaw_deg: float = 0.0,
+                      name: str = 'ada', voice: str | None = 'espeak:en+m3', height: float = 1.0) -> RobotSpec:
+    return RobotSpec.model_validate({
+        'name': name, 'position_m': list(position), 'yaw_deg': yaw_deg, 'voice': voice,
+        'mic_array': {'layout': 'linear', 'channels': channels, 'spacing_m': spacing, 'height_m': height}})
+
+
 def place(robot: RobotSpec, azimuth_deg: float, distance: float, height: float = 1.2) -> tuple[float, float, float]:
     """A map point at a base-frame azimuth and horizontal distance from the robot's array centre."""
     centre = robot.array_center_map()
