@@ -33,12 +33,15 @@ READY_TIMEOUT_S = 180.0
 class Monitor:
     """An rclpy node recording (and optionally narrating) what the robots publish."""
 
-    def __init__(self, robots: list, live: bool, log=sys.stdout):
+    def __init__(self, robots: list, live: bool, log=sys.stdout, trace_path: Path | None = None):
         import rclpy
+        from rclpy.parameter import Parameter
         import voice_robot_interfaces.msg as vr
-        from voice_robot.nodes.convert import (addressee_from_ros, speech_state_from_ros, utterance_from_ros,
-                                               voice_from_ros)
-        self.node = rclpy.create_node('eval_monitor')
+        from voice_robot.nodes.convert import (addressee_from_ros, floor_from_ros, speech_state_from_ros,
+                                               utterance_from_ros, voice_from_ros)
+        self.node = rclpy.create_node('eval_monitor', parameter_overrides=[Parameter('use_sim_time', value=True)])
+        # Every message with the simulated time it arrived: where the latency goes, for debugging.
+        self.trace = open(trace_path, 'w') if trace_path else None
         self.rec = Recorder()
         self.live, self.log = live, log
         self.robots = robots
@@ -52,6 +55,7 @@ class Monitor:
         self._subscribe(vr.VoiceIdentity, '/voices/identities', voice_from_ros,
                         lambda v: self.rec.on_voice(None, v, None))
         self._subscribe(vr.AddresseeEstimate, '/conversation/addressee', addressee_from_ros, self.on_addressee)
+        self._subscribe(vr.FloorEvent, '/conversation/floor', floor_from_ros, lambda ev: None)
 
     def _subscribe(self, msg_type, topic, convert, handler) -> None:
         from voice_robot.nodes.convert import BadMessage
@@ -59,12 +63,27 @@ class Monitor:
 
         def callback(msg):
             try:
-                handler(convert(msg))
+                converted = convert(msg)
+                if self.trace is not None:
+                    self._trace(topic, converted)
+                handler(converted)
             except BadMessage as exc:
                 self.bad_messages += 1     # counted like the nodes do; the run goes on
                 if self.live:
                     print(f'           (ignored a bad message on {topic}: {exc})', file=self.log, flush=True)
         self.node.create_subscription(msg_type, topic, callback, EVENT_QOS)
+
+    def _trace(self, topic: str, msg) -> None:
+        import json
+        from dataclasses import asdict, is_dataclass
+        now = self.node.get_clock().now().nanoseconds * 1e-9
+        body = {k: v for k, v in asdict(msg).items() if k not in ('embedding', 'evidence')} if is_dataclass(msg) else {}
+        self.trace.write(json.dumps({'t': round(now, 3), 'topic': topic, **body}, default=str) + '\n')
+
+    def close(self) -> None:
+        if self.trace is not None:
+            self.trace.close()
+        self.node.destroy_node()
 
     def say(self, t: float, text: str) -> None:
         if self.live:
@@ -142,7 +161,8 @@ def run_scenario_ros(scenario: Scenario, system: SystemConfig | None = None, opt
     rclpy.init()
     monitor = None
     try:
-        monitor = Monitor(deployment.robots, live, options.log if not live else sys.stdout)
+        monitor = Monitor(deployment.robots, live, options.log if not live else sys.stdout,
+                          trace_path=work / 'trace.jsonl')
 
         def spin(seconds: float) -> None:
             end = time.monotonic() + seconds
@@ -188,7 +208,7 @@ def run_scenario_ros(scenario: Scenario, system: SystemConfig | None = None, opt
         for f in logs.values():
             f.close()
         if monitor is not None:
-            monitor.node.destroy_node()
+            monitor.close()
         rclpy.try_shutdown()
     truth = GroundTruth.read_json(truth_file)
     startup = time.perf_counter() - t_wall - sim_wall
