@@ -90,9 +90,13 @@ def label_turns(record, feature_logs) -> list[tuple[dict, str]]:
     return samples
 
 
-def cross_validate(groups: dict[str, list], l2: float) -> float:
-    """Leave-one-scenario-out accuracy: how the fitted model does on scenarios it did not see."""
-    right = total = 0
+def cross_validate(groups: dict[str, list], l2: float) -> dict:
+    """Leave-one-scenario-out: accuracy and calibration on scenarios the fit did not see.
+
+    ``ece`` is the expected calibration error of the top probability (10 bins): how far the
+    model's confidence is from how often it is right.
+    """
+    confidences, hits = [], []
     for held in groups:
         train = [s for name, ss in groups.items() if name != held for s in ss]
         if not train or not groups[held]:
@@ -102,9 +106,18 @@ def cross_validate(groups: dict[str, list], l2: float) -> float:
         for feats, label in groups[held]:
             cands, x = design(feats)
             if label in cands:
-                right += int(cands[int(np.argmax(x @ w))] == label)
-                total += 1
-    return right / total if total else float('nan')
+                s = x @ w
+                p = np.exp(s - s.max())
+                p /= p.sum()
+                top = int(np.argmax(p))
+                confidences.append(float(p[top]))
+                hits.append(float(cands[top] == label))
+    if not hits:
+        return {'accuracy': float('nan'), 'ece': float('nan')}
+    conf, hit = np.asarray(confidences), np.asarray(hits)
+    bins = np.minimum((conf * 10).astype(int), 9)
+    ece = sum(abs(conf[bins == b].mean() - hit[bins == b].mean()) * (bins == b).mean() for b in range(10) if (bins == b).any())
+    return {'accuracy': round(float(hit.mean()), 4), 'ece': round(float(ece), 4), 'turns': int(hit.size)}
 
 
 def main_fit(args) -> int:
@@ -134,7 +147,9 @@ def main_fit(args) -> int:
     l2 = getattr(args, 'l2', None) or L2
     weights, stats = fit(samples, l2=l2)
     stats['l2'] = l2
-    stats['leave_one_scenario_out_accuracy'] = round(cross_validate(groups, l2), 4)
+    held_out = cross_validate(groups, l2)
+    stats['leave_one_scenario_out_accuracy'] = held_out['accuracy']
+    stats['leave_one_scenario_out_ece'] = held_out['ece']
     out = Path(args.out) if args.out else DEFAULT_WEIGHTS_FILE
     weights.save(out, {'fitted_on': sorted(groups), **stats})
     print(f'[fit] {stats}')
