@@ -293,6 +293,7 @@ class AddresseeStage(Stage):
             '/conversation/addressee': self.on_estimate,
             '/persons': self.on_persons,
             '/conversation/turns': lambda t: self.context.on_turn(t),
+            '/voices/identities': self.context.voices.on_identity,
         }
         for name in self.robot_names:
             handlers[f'/{name}/speech/state'] = self.context.on_speech_state

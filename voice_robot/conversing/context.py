@@ -16,6 +16,7 @@ import numpy as np
 
 from voice_robot import messages as m
 from voice_robot.config.robots import RobotSpec
+from voice_robot.fusing.voices import VoiceAliases
 
 GAZE_HISTORY_S = 30.0
 EXCHANGE_HISTORY = 40
@@ -42,6 +43,7 @@ class ConversationContext:
         self.exchanges: deque[Exchange] = deque(maxlen=EXCHANGE_HISTORY)
         self.speaking: dict[str, m.SpeechState] = {}
         self.max_persons = max_persons
+        self.voices = VoiceAliases()
 
     # --- updates ------------------------------------------------------------------------------
     def on_persons(self, persons: m.Persons, now: float) -> None:
@@ -97,7 +99,7 @@ class ConversationContext:
         (a person the person manager marks as speaking counts as 10 degrees closer)."""
         if voice_id:
             for p in self.persons.values():
-                if p.voice_id == voice_id:
+                if self.voices.same(p.voice_id, voice_id):
                     return p
         if azimuth is None:
             return None
@@ -135,9 +137,10 @@ class ConversationContext:
         for ex in reversed(self.exchanges):
             if now - ex.end > horizon_s:
                 break
-            if ex.speaker_is_robot and ex.addressee in (voice_id, person_id) and ex.addressee:
+            if ex.speaker_is_robot and ex.addressee and (self.voices.same(ex.addressee, voice_id)
+                                                         or ex.addressee == person_id):
                 return ex.speaker, now - ex.end, ex.text.strip().endswith('?')
-            if not ex.speaker_is_robot and ex.speaker == voice_id and ex.addressee in self.robots:
+            if not ex.speaker_is_robot and self.voices.same(ex.speaker, voice_id) and ex.addressee in self.robots:
                 return ex.addressee, now - ex.end, False
         return None, None, False
 
@@ -147,12 +150,12 @@ class ConversationContext:
             if now - ex.end > horizon_s:
                 break
             if ex.speaker_is_robot:
-                if ex.addressee == voice_id:
+                if self.voices.same(ex.addressee, voice_id):
                     return 0.0
                 continue
             if ex.addressee == 'others':
                 return float(np.exp(-(now - ex.end) / horizon_s))
-            if ex.speaker == voice_id and ex.addressee in self.robots:
+            if self.voices.same(ex.speaker, voice_id) and ex.addressee in self.robots:
                 return 0.0
         return 0.0
 

@@ -19,6 +19,7 @@ from voice_robot.conversing.turn import withdrawn
 from voice_robot.config.deployment import Deployment, SystemConfig, deployment_for_scenario, load_system
 from voice_robot.eval import score as scoring
 from voice_robot.eval.adapt import robot_speech, truth_utterances
+from voice_robot.fusing.voices import VoiceAliases
 from voice_robot.eval.records import ScenarioRecord, SystemDecision, SystemUtterance
 from voice_robot.nodes.robot import CORE_NODES, NodeSpec
 from voice_robot.pipeline import InProcessBus, resolve
@@ -47,23 +48,15 @@ class Recorder:
     """Collects what the system published, as scoring records."""
     utterances: list[SystemUtterance] = field(default_factory=list)
     decisions: list[SystemDecision] = field(default_factory=list)
-    aliases: dict[str, str] = field(default_factory=dict)
+    aliases: VoiceAliases = field(default_factory=VoiceAliases)
 
     def on_voice(self, topic, v: m.VoiceIdentity, t):
-        if v.alias_of and v.alias_of != v.voice_id:
-            self.aliases[v.voice_id] = v.alias_of
-
-    def resolve_voice(self, voice_id: str) -> str:
-        seen = set()
-        while voice_id in self.aliases and voice_id not in seen:
-            seen.add(voice_id)
-            voice_id = self.aliases[voice_id]
-        return voice_id
+        self.aliases.on_identity(v)
 
     def resolved_utterances(self) -> list[SystemUtterance]:
         """Utterances with voice ids as the robots finally agreed on them (merged ids followed)."""
-        return [SystemUtterance(u.robot, u.utterance_id, u.start, u.end, self.resolve_voice(u.voice_id), u.azimuth,
-                                u.transcript) for u in self.utterances]
+        return [SystemUtterance(u.robot, u.utterance_id, u.start, u.end, self.aliases.canonical(u.voice_id),
+                                u.azimuth, u.transcript) for u in self.utterances]
 
     def on_utterance(self, topic, u: m.Utterance, t):
         if u.is_final and not withdrawn(u):

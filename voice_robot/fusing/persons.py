@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 import numpy as np
@@ -37,6 +37,7 @@ from scipy.optimize import linear_sum_assignment
 from voice_robot import messages as m
 from voice_robot.config.robots import RobotSpec
 from voice_robot.fusing.config import FusingConfig
+from voice_robot.fusing.voices import VoiceAliases
 from voice_robot.fusing.geometry import angle_diff, bearing_from, point_along_bearing, triangulate_bearings
 from voice_robot.pipeline import Stage
 from voice_robot.seeing.attention import PERSON_PREFIX, face_position_map
@@ -414,6 +415,14 @@ class PersonTable:
             return linked, linked.voice_confidence
         return person, confidence
 
+    def rename_voice(self, old: str, new: str) -> None:
+        """Hearing merged voice id ``old`` into ``new``: follow it everywhere."""
+        for p in self.persons.values():
+            if p.voice_id == old:
+                p.voice_id = new
+        for key in [k for k in self.voice_bearings if k[1] == old]:
+            self.voice_bearings[(key[0], new)] = self.voice_bearings.pop(key)
+
     def _link_voice(self, person: TrackedPerson, voice_id: str, confidence: float, strengthen: bool = True) -> None:
         for other in list(self.persons.values()):
             if other is person or other.voice_id != voice_id:
@@ -680,12 +689,17 @@ class PersonManager(Stage):
         self.spec = robot
         self.config = config or FusingConfig()
         self.table = PersonTable(robot, robots, self.config)
+        self.voices = VoiceAliases()
         self._last_face_stamp = -math.inf
         self._peer_stamps: dict[str, float] = {}
 
     def inputs(self):
         return {'faces/attention': self.on_faces, 'hearing/utterances': self.on_utterance,
-                '/persons': self.on_persons}
+                '/persons': self.on_persons, '/voices/identities': self.on_voice}
+
+    def on_voice(self, identity: m.VoiceIdentity) -> None:
+        if self.voices.on_identity(identity):
+            self.table.rename_voice(identity.voice_id, self.voices.canonical(identity.voice_id))
 
     def timers(self):
         return [(self.config.publish_period_s, self.tick)]
@@ -712,6 +726,8 @@ class PersonManager(Stage):
         observer = self.table.robots.get(utt.robot or self.robot)
         if observer is None:
             return self.drop('utterance from unknown robot', utt.robot)
+        if utt.voice_id:
+            utt = replace(utt, voice_id=self.voices.canonical(utt.voice_id))
         self.table.observe_utterance(utt, observer)
 
     def on_persons(self, view: m.Persons) -> None:
@@ -726,6 +742,9 @@ class PersonManager(Stage):
         if self.now() - view.stamp > PEER_STALE_S * 5:
             return self.drop('stale persons', f'{view.robot} {self.now() - view.stamp:.1f} s old')
         self._peer_stamps[view.robot] = float(view.stamp)
+        canon = self.voices.canonical
+        view = replace(view, persons=[replace(q, voice_id=canon(q.voice_id)) if q.voice_id else q
+                                      for q in view.persons])
         self.table.observe_peer(view)
 
     def tick(self) -> None:
