@@ -743,7 +743,8 @@ class PersonManager(Stage):
             return self.drop('stale persons', f'{view.robot} {self.now() - view.stamp:.1f} s old')
         self._peer_stamps[view.robot] = float(view.stamp)
         canon = self.voices.canonical
-        view = replace(view, persons=[replace(q, voice_id=canon(q.voice_id)) if q.voice_id else q
+        view = replace(view, persons=[replace(q, voice_id=canon(q.voice_id))
+                                      if isinstance(q, m.Person) and isinstance(q.voice_id, str) and q.voice_id else q
                                       for q in view.persons])
         self.table.observe_peer(view)
 
