@@ -32,6 +32,7 @@ from voice_robot.conversing.turn import withdrawn
 from voice_robot.pipeline import Stage
 
 FloorKind = m.FloorKind
+EARLY_WINDOW_S = 0.1       # decisions within this of decide_after_s use the stricter early threshold
 OPEN_SPEECH_STALE_S = 1.0   # a partial not updated for this long is no longer someone talking
 IDLE_RELEASE_S = 10.0    # longer than the dialogue's LLM timeout: a slow reply after a filler keeps the floor
 
@@ -312,7 +313,10 @@ class FloorStage(Stage):
             p_stop = 1.0 - backchannel
             if words.words >= 3 and not words.backchannel_like:
                 p_stop = max(p_stop, 0.9)
-            if p_stop >= self.barge.stop_threshold:
+            # A sequential test: stop early only when sure, later on the even odds.
+            early = heard < self.barge.decide_after_s + EARLY_WINDOW_S and not u.is_final
+            threshold = self.barge.early_stop_threshold if early else self.barge.stop_threshold
+            if p_stop >= threshold:
                 self._stop_for(intr, now)
             elif heard >= self.barge.give_up_after_s and not words.backchannel_like:
                 self._stop_for(intr, now)
