@@ -20,7 +20,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from voice_robot import messages as m
 
@@ -250,7 +250,3 @@ class InProcessBus:
                 lane.stage.close()
             except Exception:
                 log.exception('closing stage %s failed', lane.stage.name)
-
-
-def chain(*groups: Iterable[Stage]) -> list[Stage]:
-    return [s for g in groups for s in g]

@@ -357,7 +357,3 @@ def scenario_files(paths: list[str | Path]) -> list[Path]:
         else:
             raise ConfigError(p, '<file>', 'a scenario file or a directory of scenarios (not found)')
     return out
-
-
-def yaw_deg_towards(src_xy, dst_xy) -> float:
-    return math.degrees(math.atan2(dst_xy[1] - src_xy[1], dst_xy[0] - src_xy[0]))
