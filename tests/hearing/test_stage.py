@@ -164,3 +164,82 @@ def test_its_own_voice_is_cancelled_and_never_heard_as_a_person(hearing_models):
 def test_construction_refuses_what_the_models_cannot_take(hearing_models):
     with pytest.raises(ValueError, match='16 kHz'):
         HearingStage(scenes.make_robot(), [], HearingConfig(sample_rate=48000), models=hearing_models)
+
+
+@pytest.fixture(scope='module')
+def barge_in_heard(hearing_models):
+    """Ada tells a story; 2.2 s in, a person says "Sorry, wait, what time is it?" over her voice."""
+    ada = scenes.make_robot(name='ada', position=(3.0, 2.5))
+    story = tts('espeak:en+m3', 'Once upon a time a little boat sailed across the sea. Every morning the '
+                                'fishermen waved at it from the harbour, and the gulls followed it all day.')
+    person = tts('flite:awb', 'Sorry, wait, what time is it?')
+    t_person = 0.8 + 2.2
+    scene = scenes.render(ada, [scenes.Talker(tuple(ada.loudspeaker_map()), story, 0.8, 'ada'),
+                                scenes.Talker(scenes.place(ada, 40, 1.5), person, t_person, 'hugo')],
+                          (6.0, 5.0, 3.0), 0.4, 30, 'pink', seed=6, max_order=10)
+    reference = np.zeros(scene.mics.shape[0], np.float32)
+    reference[int(0.8 * SR):int(0.8 * SR) + story.size] = story
+    stage = HearingStage(ada, [], HearingConfig(), models=hearing_models)
+    messages, _ = run_stage_on_audio(stage, scene.mics, SR, reference=reference, charge_compute=False)
+    return scene, stage, messages, t_person
+
+
+def test_a_person_talking_over_the_robot_is_heard_at_once_and_the_robot_never(barge_in_heard):
+    scene, stage, messages, t_person = barge_in_heard
+    published = [(t, msg) for topic, msg, t in messages if topic.endswith('hearing/utterances')]
+    # Nothing before the person starts: the robot's own voice (and its room echo) is never a person.
+    assert all(msg.start > t_person - 0.15 for _, msg in published), [(msg.start, msg.transcript) for _, msg in published]
+    first_t, first = published[0]
+    assert first_t - t_person < 0.25             # the first partial follows the onset closely
+    assert angle_error_deg(first.azimuth, scene.azimuths[1]) < 15
+    heard = finals(messages)
+    assert len(heard) == 1 and 'time' in words(heard[0].transcript), heard[0].transcript
+    assert stage.near_end.share >= 0.0 and stage.stats['blocks echo-dominated'] > 10
+
+
+def test_the_residual_echo_post_filter_leaves_the_person_and_removes_the_robot(hearing_models):
+    """Per-bin evidence: while only the robot talks, few bins stand out from its expected residue;
+    once a person talks over it, many do; the post-filter attenuates the robot-only bins."""
+    from voice_robot.hearing.echo import EchoCanceller, NearEndDetector
+    ada = scenes.make_robot(name='ada', position=(3.0, 2.5))
+    story = tts('espeak:en+m3', 'The bus leaves every twenty minutes from the stop in front of the main entrance, '
+                                'and the last one goes just before midnight.')
+    person = tts('flite:slt', 'Excuse me, where is the station?')
+    scene = scenes.render(ada, [scenes.Talker(tuple(ada.loudspeaker_map()), story, 0.2, 'ada'),
+                                scenes.Talker(scenes.place(ada, -50, 1.3), person, 3.2, 'iris')],
+                          (6.0, 5.0, 3.0), 0.35, 30, 'pink', seed=7, max_order=10)
+    reference = np.zeros(scene.mics.shape[0], np.float32)
+    reference[int(0.2 * SR):int(0.2 * SR) + story.size] = story
+    aec = EchoCanceller(4, 256, 10, 1.0, SR)
+    freqs = np.arange(257) * SR / 512
+    det = NearEndDetector(257, (freqs >= 300) & (freqs <= 4000), 256 / SR)
+    robot_only, person_on, gains = [], [], []
+    for i in range(0, scene.mics.shape[0] - 256, 256):
+        aec.process(scene.mics[i:i + 256], reference[i:i + 256])
+        if aec.error_bin_power is None:
+            continue
+        share = det.update(aec.error_bin_power, aec.echo_bin_power, bool(np.any(reference[i:i + 256])))
+        t = i / SR
+        if 1.5 < t < 3.1 and aec.adapted:
+            robot_only.append(share)
+            gains.append(float(np.mean(det.gain[det.band])))
+        elif 3.3 < t < 4.5:
+            person_on.append(share)
+    assert robot_only and person_on
+    assert np.mean(np.array(robot_only) >= 0.15) < 0.05
+    assert np.mean(np.array(person_on) >= 0.15) > 0.2 and max(person_on) > 0.5
+    assert np.mean(gains) < 0.8                      # robot-only bins are pulled down
+
+
+def test_a_speculative_decode_in_the_pause_becomes_the_final(two_talkers_heard):
+    scene, stage, messages = two_talkers_heard
+    assert stage.stats['asr speculative finals used'] >= 1
+    assert stage.stats['asr speculative decodes'] >= stage.stats['asr speculative finals used']
+
+
+def test_two_acoustic_backchannel_estimates_come_before_any_words(two_talkers_heard):
+    scene, stage, messages = two_talkers_heard
+    seq = [msg for msg in utterances(messages) if msg.utterance_id == finals(messages)[0].utterance_id]
+    early = [u for u in seq if not u.is_final and not u.transcript and u.backchannel_probability > 0]
+    assert len(early) == 2
+    assert 0.15 < early[0].end - early[0].start < 0.25 and 0.28 < early[1].end - early[1].start < 0.4

@@ -74,3 +74,13 @@ def test_fit_logistic_learns_a_separable_rule():
     p = 1 / (1 + np.exp(-(((x - mean) / std) @ w + b)))
     assert np.mean((p > 0.5) == y) > 0.95
     assert w[0] > 0 > w[2] and abs(w[1]) < 0.5 * abs(w[0])
+
+
+def test_a_name_alone_holds_the_turn_for_the_request_that_follows():
+    names = {'luna', 'dex', 'remi'}
+    for text in ('Luna.', 'Hey Dex.', 'Remi,', 'Sorry, Remi.'):
+        assert tc.end_of_turn_probability(text, names=names) < 0.15, text
+    assert tc.end_of_turn_probability('Luna, please call the IT help desk for us.', names=names) > 0.7
+    # Without names nothing is a vocative; a name inside a request is not "only a name".
+    assert tc.end_of_turn_probability('Luna.') > 0.5
+    assert not tc.vocative_only(['luna', 'call', 'the', 'desk'], names)

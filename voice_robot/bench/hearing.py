@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 import resource
 import time
 from dataclasses import dataclass, field
@@ -596,6 +597,123 @@ def print_library(result: dict) -> None:
     for k, v in result['summary'].items():
         print(f'  {k}: {v}')
 
+
+# --- early backchannel data: renders through the hearing stage ---------------------------------------
+
+ROBOT_TTS_VOICES = ('espeak:en+m1', 'espeak:en+f4', 'espeak:en-us+m4', 'espeak:en-gb+f5', 'espeak:en+m6',
+                    'espeak:en-us+m5', 'espeak:en-gb-x-rp+m2', 'espeak:en+m3')
+ROBOT_SENTENCES = ('Sure, let me explain how that works, step by step, it only takes a moment of your time.',
+                   'The first thing to know is that the machine warms the water before it reaches the tank.',
+                   'Once upon a time there was a small dragon who lived on a mountain above the village.',
+                   'The bus leaves every twenty minutes from the stop in front of the main entrance.',
+                   'You can find the glass bottles in the green container next to the back door.')
+
+
+def backchannel_stage_dataset(count: int = 240, seed: int = 0, progress=None) -> dict:
+    """Backchannels and interruptions said over the robot's own voice in rendered rooms, heard through
+    a real HearingStage (echo cancellation, post-filter, beam, VAD onset): per early window, the
+    audio the stage itself would score. Returns {window_s: (features, labels (1 = backchannel), voices)}.
+    """
+    from voice_robot.acting.tts import synthesize
+    from voice_robot.hearing import scenes, turn_cues
+    from voice_robot.hearing.stage import HearingModels, HearingStage
+    from voice_robot.hearing.vad import make_vad
+    from voice_robot.hearing.asr import NullRecognizer
+    rng = np.random.default_rng(seed)
+    config = HearingConfig(asr={'backend': 'none'})
+    models = HearingModels(make_vad(config.vad.backend), None, NullRecognizer(), None)
+    out = {w: ([], [], []) for w in turn_cues.EARLY_WINDOWS_S}
+    captured: list = []
+    current: dict = {}
+    original = turn_cues.backchannel_probability_early
+
+    def capture(audio, sample_rate=16000, window_s=turn_cues.EARLY_WINDOWS_S[0]):
+        captured.append((round(window_s, 2), np.asarray(audio, np.float32).copy(), current['stage'].now()))
+        return original(audio, sample_rate, window_s)
+    turn_cues.backchannel_probability_early = capture
+    try:
+        for k in range(count):
+            label = k % 2
+            phrase_list = turn_cues.BACKCHANNEL_PHRASES if label else turn_cues.INTERRUPTION_PHRASES
+            phrase = phrase_list[int(rng.integers(len(phrase_list)))]
+            voice = turn_cues.TRAINING_VOICES[int(rng.integers(len(turn_cues.TRAINING_VOICES)))]
+            room = (rng.uniform(4.5, 8.0), rng.uniform(4.0, 6.0), 2.7)
+            kind = ('circular', 'linear')[int(rng.integers(2))]
+            pos = (room[0] * rng.uniform(0.3, 0.5), room[1] * rng.uniform(0.35, 0.65))
+            yaw = rng.uniform(-60, 60)
+            if kind == 'circular':
+                channels = int(rng.choice([4, 6, 8]))
+                robot = scenes.make_robot(channels, float(rng.uniform(0.03, 0.05)), pos, yaw)
+            else:
+                robot = scenes.make_linear_robot(int(rng.choice([4, 6])), float(rng.uniform(0.03, 0.05)), pos, yaw)
+            robot_voice = ROBOT_TTS_VOICES[int(rng.integers(len(ROBOT_TTS_VOICES)))]
+            own = synthesize(robot_voice, ROBOT_SENTENCES[int(rng.integers(len(ROBOT_SENTENCES)))])
+            person = synthesize(voice, phrase)
+            robot_start = 0.3
+            over_robot = rng.random() < 0.85
+            person_start = robot_start + (rng.uniform(1.2, max(1.3, own.size / 16000 - 0.8)) if over_robot
+                                          else own.size / 16000 + rng.uniform(0.5, 1.0))
+            az = rng.uniform(-75, 75)
+            talkers = [scenes.Talker(tuple(robot.loudspeaker_map()), own, robot_start, 'robot'),
+                       scenes.Talker(scenes.place(robot, az, rng.uniform(0.9, 2.4), rng.uniform(1.1, 1.7)), person,
+                                     person_start, 'person')]
+            if not all(0.3 < t.position[i] < room[i] - 0.3 for t in talkers[1:] for i in (0, 1)):
+                continue
+            scene = scenes.render(robot, talkers, room, float(rng.uniform(0.2, 0.8)), float(rng.uniform(12, 30)),
+                                  ('pink', 'white', 'babble')[int(rng.integers(3))], seed=k, max_order=8,
+                                  duration_s=person_start + person.size / 16000 + 0.6)
+            reference = np.zeros(scene.mics.shape[0], np.float32)
+            i0 = int(robot_start * 16000)
+            reference[i0:i0 + own.size] = own[:max(0, reference.size - i0)]
+            stage = HearingStage(robot, [], config, models=models)
+            current['stage'] = stage
+            captured.clear()
+            messages, _ = run_stage_on_audio(stage, scene.mics, reference=reference, charge_compute=False, tail_s=0.3)
+            starts = {msg.utterance_id: msg.start for topic, msg, _ in messages if topic.endswith('hearing/utterances')}
+            near = [u for u, s0 in starts.items() if person_start - 0.3 <= s0 <= person_start + 0.4]
+            if not near:
+                continue
+            # The captures of the person's segment: the first of each window after its onset.
+            seen = set()
+            for window, audio, at in captured:
+                if window in seen or window not in out or not person_start <= at <= person_start + window + 0.6:
+                    continue
+                seen.add(window)
+                try:
+                    vec = turn_cues.early_vector(audio, 16000, window)
+                except ValueError:
+                    continue
+                xs, ys, vs = out[window]
+                xs.append(vec)
+                ys.append(label)
+                vs.append(voice)
+            if progress:
+                progress(k, phrase, voice, sorted(seen))
+    finally:
+        turn_cues.backchannel_probability_early = original
+    return {w: (np.array(x), np.array(y), np.array(v)) for w, (x, y, v) in out.items()}
+
+
+def print_early_models(data: dict) -> dict:
+    """Fit one early model per window (leave-one-voice-out accuracy reported) and print the constants."""
+    from voice_robot.hearing import turn_cues
+    np.set_printoptions(precision=4, linewidth=110)
+    report = {}
+    print('EARLY_MODELS = {')
+    for window, (x, y, v) in sorted(data.items()):
+        if len(y) < 20:
+            continue
+        fit = turn_cues.fit_backchannel_early(x, y, v)
+        report[window] = {'leave_one_voice_out_accuracy': round(fit['leave_one_voice_out_accuracy'], 3),
+                          'samples': int(len(y)), 'backchannels': int(y.sum())}
+        print(f'    {window}: (np.array({np.round(fit["mean"], 4).tolist()}),')
+        print(f'           np.array({np.round(fit["std"], 4).tolist()}),')
+        print(f'           np.array({np.round(fit["weights"], 4).tolist()}),')
+        print(f'           {round(fit["bias"], 4)}),')
+    print('}')
+    print(report)
+    return report
+
 # --- benchmark parts -----------------------------------------------------------------------------------
 
 VOICES = ('flite:slt', 'flite:rms', 'piper:joe', 'flite:awb', 'espeak:en-us+f4', 'flite:kal')
@@ -880,7 +998,18 @@ def main(argv=None) -> int:
     parser.add_argument('--set', nargs='+', metavar='KEY=VALUE', help='hearing config overrides (vad.min_silence_ms=300)')
     parser.add_argument('--json', help='write the result as JSON here')
     parser.add_argument('--detail', action='store_true', help='with --scenarios: print each timeline')
+    parser.add_argument('--fit-early', type=int, metavar='RENDERS',
+                        help='render this many backchannels/interruptions over robot speech through the hearing '
+                             'stage and fit the early backchannel models (prints the constants)')
     args = parser.parse_args(argv)
+    if args.fit_early:
+        import pickle
+        data = backchannel_stage_dataset(args.fit_early, progress=lambda k, *a: print(k, *a, flush=True))
+        Path('build').mkdir(exist_ok=True)
+        with open('build/backchannel_early_dataset.pkl', 'wb') as f:
+            pickle.dump(data, f)
+        print_early_models(data)
+        return 0
     if args.fit_backchannel:
         from voice_robot.hearing import turn_cues
         x, y, v = turn_cues.backchannel_dataset()
@@ -896,7 +1025,6 @@ def main(argv=None) -> int:
     print_report(result)
     if args.json:
         import json
-        from pathlib import Path
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=1, default=str))
     return 0

@@ -44,6 +44,14 @@ class EchoConfig(Section):
     step: float = Field(1.0, gt=0, le=1.5)             # NLMS step before double-talk control
     reference_wait_s: float = Field(0.1, ge=0, le=1.0)  # hold mic audio this long for late speech/audio
     own_echo_margin_db: float = Field(12.0)            # while the robot talks, a person must exceed its residue by this
+    # Per-bin barge-in evidence (echo.NearEndDetector): bins of 300-4000 Hz where what the canceller
+    # leaves exceeds the expected residual echo by near_end_margin_db; a hop with near_end_share of
+    # such bins is a person's; near_end_hops of them in a block (or at an onset) make a person.
+    near_end_margin_db: float = Field(10.0, ge=0)
+    near_end_share: float = Field(0.15, gt=0, le=1)
+    near_end_hops: int = Field(2, ge=1, le=8)
+    near_end_decay_db_per_s: float = Field(40.0, gt=0)  # residue after each syllable dies no faster (RT60 1.5 s)
+    post_filter: bool = True                           # suppress residual echo before DOA, beams, VAD, ASR
     robot_tail_s: float = Field(0.4, ge=0)             # a robot's reverberation after it stops speaking
     robot_direction_gate_deg: float = Field(20.0, ge=0, le=180)
     robot_voice_similarity: float = Field(0.80, ge=0, le=1)
@@ -92,6 +100,10 @@ class AsrConfig(Section):
     allow_download: bool = False                       # sizes / hub ids not in the local cache
     name_match_threshold: float = Field(0.75, ge=0, le=1)   # fuzzy matching of words to robot names
     min_partial_audio_s: float = Field(0.5, ge=0)      # no ASR partial on less speech than this
+    # Speculative final: once a talker has been silent this long, decode the segment as it stands;
+    # if the silence goes on to end the segment, the final reuses it (0 = off). Keeps finals fast
+    # with a longer vad.min_silence_ms; must be at least vad.pad_ms (the final's audio pad).
+    speculative_after_ms: float = Field(160.0, ge=0)
 
 
 class HearingConfig(Section):

@@ -119,6 +119,9 @@ class EchoCanceller:
         self.residual_band_power = 0.0
         self.echo_estimate = np.zeros(block, np.float32)
         self.residual_ratio_db: float | None = None      # min-tracked residual / echo estimate
+        # Per-bin powers of the last block, mean over microphones (None before any reference).
+        self.error_bin_power: np.ndarray | None = None
+        self.echo_bin_power: np.ndarray | None = None
 
     def reset_reference(self) -> None:
         """Forget the reference history (after a long pause) but keep the learned echo path."""
@@ -142,6 +145,7 @@ class EchoCanceller:
             self.residual_power = self.mic_power
             self.residual_band_power = 0.0
             self.echo_estimate[:] = 0
+            self.error_bin_power = self.echo_bin_power = None
             return mic
         y_spec = np.einsum('mpk,pk->mk', self.weights, self._ref_spectra)
         y = np.fft.irfft(y_spec, n=self.nfft, axis=1)[:, b:]          # (channels, block): overlap-save
@@ -157,6 +161,8 @@ class EchoCanceller:
         py = np.abs(echo_spec) ** 2
         self.residual_band_power = float(np.mean(pe[:, self._band])) / self.nfft
         self.echo_band_power = float(np.mean(py[:, self._band])) / self.nfft
+        self.error_bin_power = pe.mean(axis=0) / self.nfft
+        self.echo_bin_power = py.mean(axis=0) / self.nfft
         if ref_energy > 1e-9:
             self._adapt(err_spec, pe, py)
             a = 0.9
@@ -217,3 +223,72 @@ class EchoCanceller:
         else:
             # Rise slowly (about 1.5 dB/s at 16 ms blocks): a person talking only raises the ratio.
             self.residual_ratio_db += min(ratio - self.residual_ratio_db, 0.025)
+
+
+class NearEndDetector:
+    """Per time-frequency bin: does someone else stand out from what the canceller leaves of the robot?
+
+    Speech is sparse in time and frequency: while the robot talks, a person barging in dominates the
+    bins where the robot's voice is momentarily weak, long before their level exceeds the robot's
+    broadband. Per bin k the residual echo expected from the robot alone is ``leak[k] * echo[k]`` (the
+    canceller's echo estimate times a learned leak: a low quantile of error/echo while the robot
+    talks, frozen while a person is detected), held up by a reverberant decay (the room rings on
+    after each syllable while the estimate drops at once) and never below the background. A bin is
+    near-end when the error exceeds that by ``margin_db``; ``share`` is the fraction of such bins
+    in the speech band, the per-hop evidence of a person.
+
+    ``gain`` is a residual-echo suppression post-filter for the same bins (a Wiener-like
+    over-subtraction with a floor): applied to every microphone alike it keeps the spatial cues.
+    """
+
+    def __init__(self, bins: int, band: np.ndarray, hop_s: float, margin_db: float = 10.0,
+                 decay_db_per_s: float = 80.0, quantile: float = 0.3, step_db: float = 0.5,
+                 suppression: float = 2.0, gain_floor_db: float = -18.0):
+        self.bins = bins
+        self.band = np.asarray(band, bool)
+        self.margin = 10 ** (margin_db / 10.0)
+        self.decay = 10 ** (-decay_db_per_s * hop_s / 10.0)
+        self.quantile = quantile
+        self.step_db = step_db
+        self.suppression = suppression
+        self.gain_floor = 10 ** (gain_floor_db / 10.0)
+        self.leak_db = np.zeros(bins)                 # 0 dB: nothing learned, the residue may equal the echo
+        self.learned = np.zeros(bins, int)
+        self.noise = None
+        self._err = np.zeros(bins)
+        self._echo = np.zeros(bins)
+        self.expected = np.zeros(bins)
+        self.share = 0.0
+        self.gain = np.ones(bins)
+
+    def reset_decay(self) -> None:
+        self.expected[:] = 0.0
+
+    def update(self, error: np.ndarray, echo: np.ndarray, robot_playing: bool) -> float:
+        """One hop of per-bin error and echo-estimate powers; returns the near-end share."""
+        a = 0.5
+        self._err = a * self._err + (1 - a) * error
+        self._echo = a * self._echo + (1 - a) * echo
+        if self.noise is None:
+            self.noise = self._err.copy()
+        else:
+            # Background per bin: falls at once, rises about 3 dB/s (speech and echo are not the floor).
+            self.noise = np.where(self._err < self.noise, 0.7 * self.noise + 0.3 * self._err, self.noise * 1.012)
+        leak = 10 ** (self.leak_db / 10.0)
+        self.expected = np.maximum(leak * self._echo, self.expected * self.decay)
+        floor = np.maximum(self.expected, self.noise)
+        near = (self._err > self.margin * floor) & self.band
+        self.share = float(near.sum()) / max(1, int(self.band.sum()))
+        if robot_playing and self.share < 0.1:
+            # Learn the leak only where the robot's echo is well above the background.
+            audible = self._echo > 4.0 * self.noise
+            ratio_db = 10 * np.log10((self._err + 1e-20) / (self._echo + 1e-20))
+            below = ratio_db < self.leak_db
+            step = np.where(below, -self.step_db * (1 - self.quantile), self.step_db * self.quantile)
+            first = audible & (self.learned == 0)
+            self.leak_db = np.where(first, ratio_db, np.where(audible, self.leak_db + step, self.leak_db))
+            self.leak_db = np.clip(self.leak_db, -40.0, 10.0)
+            self.learned += audible
+        residual = self.suppression * self.expected
+        self.gain = np.clip(1.0 - residual / (self._err + 1e-20), self.gain_floor, 1.0)
+        return self.share

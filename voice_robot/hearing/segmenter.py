@@ -15,6 +15,7 @@ import numpy as np
 
 from voice_robot.hearing.audio import OverlapAdd
 from voice_robot.hearing.doa import NoiseFloor
+from voice_robot.hearing.leakage import LevelTrail
 from voice_robot.hearing.vad import CHUNK, VadStream
 
 
@@ -112,6 +113,7 @@ class Segment:
     weights: list = field(default_factory=list)
     partials: int = 0
     early_done: bool = False
+    early_count: int = 0                       # acoustic backchannel estimates made so far
     backchannel_early: float = 0.5
     next_asr_at: float = 0.0
     asr_interval: float = 0.5
@@ -122,6 +124,9 @@ class Segment:
     published: bool = False
     speech_probability_sum: float = 0.0
     speech_chunks: int = 0
+    speculative_end: float | None = None       # the silence start a speculative final was decoded for
+    speculative_text: str = ''
+    speculative_confidence: float = 0.0
 
 
 class TalkerStream:
@@ -144,6 +149,7 @@ class TalkerStream:
         self.segment: Segment | None = None
         self.voice_id = ''
         self.noise_floor = NoiseFloor(rise_db_per_s=2.0)
+        self.trail = LevelTrail(self.hop / sample_rate, capacity=int(4.0 * sample_rate / self.hop))
 
     def vad_input(self, stamp: float, chunk: np.ndarray) -> np.ndarray:
         """The chunk scaled so the stream's background sits at NOISE_TARGET_DBFS.

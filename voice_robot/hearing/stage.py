@@ -35,14 +35,15 @@ from voice_robot.hearing.beamforming import make_beamformer
 from voice_robot.hearing.config import HearingConfig
 from voice_robot.hearing.diarization import RobotVoices, VoiceRegistry
 from voice_robot.hearing.doa import DoaEstimator, NoiseFloor, wrap
-from voice_robot.hearing.echo import EchoCanceller, ReferenceBuffer
+from voice_robot.hearing.echo import EchoCanceller, NearEndDetector, ReferenceBuffer
 from voice_robot.hearing.embedding import SpeakerEmbedder, make_embedder
+from voice_robot.hearing.leakage import envelope_correlation
 from voice_robot.hearing.segmenter import Endpointer, Segment, TalkerStream
 from voice_robot.hearing.tracking import SourceTracker, Track
 from voice_robot.hearing.vad import CHUNK, Vad, make_vad
 from voice_robot.pipeline import Stage
 
-EARLY_BACKCHANNEL_S = 0.18
+EARLY_BACKCHANNEL_S = turn_cues.EARLY_WINDOWS_S     # acoustic backchannel estimates published at these ages
 MAX_PARTIAL_LAG_S = 0.3
 YOUNG_SEGMENT_S = 0.3          # an utterance this young may still move to the track that hears it
 DIRECTION_HINT_DEG = 12.0      # a new utterance this close to a known voice's direction hints at it
@@ -111,6 +112,11 @@ class HearingStage(Stage):
         e = config.echo
         self.echo = EchoCanceller(self.channels, self.hop, e.filter_taps, e.step, self.sample_rate,
                                   tuple(config.doa.freq_range_hz))
+        freqs = np.arange(self.nfft // 2 + 1) * self.sample_rate / self.nfft
+        self.near_end = NearEndDetector(self.nfft // 2 + 1, (freqs >= 300) & (freqs <= 4000), self.hop_s,
+                                        margin_db=e.near_end_margin_db, decay_db_per_s=e.near_end_decay_db_per_s)
+        self._near_hops: deque = deque(maxlen=int(round(2.0 / self.hop_s)))   # (stamp, near-end share)
+        self._block_near = 0
         self._expected_residual_db = -200.0
         self._error_floor = NoiseFloor(rise_db_per_s=3.0)
         self.reference = ReferenceBuffer(self.sample_rate)
@@ -118,8 +124,13 @@ class HearingStage(Stage):
                                       config.diarization.merge_threshold)
         names = {n: r.name for r in [robot] + self.peers for n in r.names()}
         self.name_matcher = RobotNameMatcher(names, config.asr.name_match_threshold)
-        self._peer_bearings = {p.name: robot.bearing_to(np.r_[p.array_center_map()[:2], 0.0]) for p in self.peers}
+        self._peer_bearings = {p.name: self.doa.fold(robot.bearing_to(np.r_[p.array_center_map()[:2], 0.0]))
+                               for p in self.peers}
         self._robot_state: dict[str, RobotSpeaking] = {p.name: RobotSpeaking() for p in self.peers}
+        # What the peers play (their speech/audio): a voice in the room whose envelope is known.
+        self.peer_audio: dict[str, ReferenceBuffer] = {p.name: ReferenceBuffer(self.sample_rate) for p in self.peers}
+        self._peer_of_topic = {f'{p.ns}/speech/audio': p.name for p in self.peers}
+        self.segment_log: deque = deque(maxlen=EMBEDDING_LOG)
         self._assembler = FrameAssembler(self.hop, self.sample_rate, self.channels, config.max_gap_s)
         self._stft = StreamingStft(self.nfft, self.channels)
         self._pending_hops: deque = deque()
@@ -150,6 +161,7 @@ class HearingStage(Stage):
                     '/voices/identities': self.on_identity}
         for p in self.peers:
             handlers[f'{p.ns}/speech/state'] = self.on_peer_state
+            handlers[f'{p.ns}/speech/audio'] = (lambda chunk, name=p.name: self.on_peer_audio(name, chunk))
         return handlers
 
     def close(self) -> None:
@@ -167,22 +179,39 @@ class HearingStage(Stage):
         return out
 
     # --- inputs ----------------------------------------------------------------------------------
-    def on_speech_audio(self, chunk: m.AudioChunk) -> None:
+    def _speech_samples(self, chunk) -> np.ndarray | None:
+        """Mono samples at our rate of a robot's played speech chunk, or None (dropped) when unusable."""
         if not isinstance(chunk, m.AudioChunk) or not isinstance(chunk.samples, np.ndarray):
-            return self.drop('bad speech/audio', f'expected AudioChunk, got {type(chunk).__name__}')
+            self.drop('bad speech/audio', f'expected AudioChunk, got {type(chunk).__name__}')
+            return None
         x = chunk.samples
         if x.ndim == 2:
             if x.shape[1] != 1:
-                return self.drop('bad speech/audio', f'own speech must be mono, got {x.shape[1]} channels')
+                self.drop('bad speech/audio', f'robot speech must be mono, got {x.shape[1]} channels')
+                return None
             x = x[:, 0]
         if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)) or not math.isfinite(chunk.stamp):
-            return self.drop('bad speech/audio', 'empty, non-finite or badly shaped reference')
+            self.drop('bad speech/audio', 'empty, non-finite or badly shaped reference')
+            return None
         if chunk.sample_rate <= 0:
-            return self.drop('bad speech/audio', f'sample rate {chunk.sample_rate}')
+            self.drop('bad speech/audio', f'sample rate {chunk.sample_rate}')
+            return None
         if chunk.sample_rate != self.sample_rate:
             x = resample(x, chunk.sample_rate, self.sample_rate)
+        return x
+
+    def on_speech_audio(self, chunk: m.AudioChunk) -> None:
+        x = self._speech_samples(chunk)
+        if x is None:
+            return
         self.reference.push(chunk.stamp, x)
         self._drain_pending(force=False)
+
+    def on_peer_audio(self, peer: str, chunk: m.AudioChunk) -> None:
+        x = self._speech_samples(chunk)
+        if x is None:
+            return
+        self.peer_audio[peer].push(chunk.stamp, x)
 
     def on_peer_state(self, state: m.SpeechState) -> None:
         if not isinstance(state, m.SpeechState) or state.robot not in self._robot_state:
@@ -259,12 +288,23 @@ class HearingStage(Stage):
             if not self._aec_running:
                 self.echo.reset_reference()      # stale reference blocks from the last speech act
                 self._aec_running = True
-            samples = self.echo.process(samples, self.reference.get(stamp, self.hop))
+            ref = self.reference.get(stamp, self.hop)
+            samples = self.echo.process(samples, ref)
             self._block_echo += self.echo.echo_band_power
             self._block_error += self.echo.residual_band_power
+            filtered = False
+            if self.echo.error_bin_power is not None:
+                share = self.near_end.update(self.echo.error_bin_power, self.echo.echo_bin_power,
+                                             bool(np.any(ref)))
+                self._near_hops.append((stamp, share))
+                self._block_near += share >= self.config.echo.near_end_share
+                filtered = self.config.echo.post_filter and self.echo.adapted
         else:
             self._aec_running = False
+            filtered = False
         frame = self._stft.frame(samples)
+        if filtered:
+            frame = frame * self.near_end.gain[None, :].astype(np.float32)
         frame_stamp = stamp          # the frame ends at stamp + hop_s; its second half is this hop
         t1 = time.perf_counter()
         c['echo'] += t1 - t0
@@ -282,6 +322,7 @@ class HearingStage(Stage):
     def _feed_stream(self, stream: TalkerStream, frame_stamp: float, frame: np.ndarray, replay: bool = False):
         t0 = time.perf_counter()
         beam = self.beamformer.apply(stream.weights, frame)
+        stream.trail.push(frame_stamp - self.hop_s, float(np.mean(np.abs(beam[self._band]) ** 2)))
         chunks = stream.push_frame(frame_stamp, beam)
         t1 = time.perf_counter()
         self.compute['beamforming'] += t1 - t0
@@ -304,6 +345,7 @@ class HearingStage(Stage):
                     self._close_segment(stream, ev.time, ev.forced)
             if not replay and stream.segment is not None:
                 self._segment_progress(stream, chunk_stamp + CHUNK / self.sample_rate)
+                self._speculate(stream)
 
     def _may_open(self, track: Track, t: float) -> bool:
         """A beam may open an utterance only for a talker the array currently hears there.
@@ -350,11 +392,15 @@ class HearingStage(Stage):
         expected_residual = max(echo_level + (ratio if ratio is not None else 0.0), decayed)
         self._expected_residual_db = expected_residual if own_active else -200.0
         error_floor = self._error_floor.update(t, error_level) if error_level > -199 else -200.0
-        echo_dominated = own_active and (not self.echo.adapted or ratio is None or error_level <
-                                         max(expected_residual, error_floor) + cfg.echo.own_echo_margin_db)
+        broadband_person = ratio is not None and \
+            error_level >= max(expected_residual, error_floor) + cfg.echo.own_echo_margin_db
+        near_hops = self._block_near
+        near_end_person = near_hops >= cfg.echo.near_end_hops
+        self._block_near = 0
+        echo_dominated = own_active and (not self.echo.adapted or not (broadband_person or near_end_person))
         self.last_block = {'t': t, 'level_db': level, 'floor_db': floor, 'error_db': error_level,
                            'expected_residual_db': expected_residual, 'own_active': own_active,
-                           'echo_dominated': echo_dominated}
+                           'echo_dominated': echo_dominated, 'near_hops': near_hops}
         self._echo_dominated = echo_dominated
         self._echo_history.append(echo_dominated)
         peaks = []
@@ -377,6 +423,7 @@ class HearingStage(Stage):
                 self.beamformer.observe_noise(f)
         t1 = time.perf_counter()
         self.compute['doa'] += t1 - t0
+        self.last_block['peaks'] = peaks
         born_before = {tr.track_id for tr in self.tracker.tracks}
         tracks = self.tracker.update(t, peaks, level)
         supported = {tr.track_id for tr in self.tracker.assigned.values()} if peaks else set()
@@ -482,6 +529,13 @@ class HearingStage(Stage):
             and float(np.max(np.abs(self.reference.get(t - tail - 0.2, int((tail + 0.2) * self.sample_rate))),
                              initial=0.0)) > 1e-4
 
+    def _near_end_since(self, t: float) -> bool:
+        """Did enough hops since t carry near-end (person) evidence over the robot's own voice?"""
+        if not self.echo.adapted:
+            return False
+        thr = self.config.echo.near_end_share
+        return sum(1 for s, share in self._near_hops if s >= t and share >= thr) >= self.config.echo.near_end_hops
+
     def _peer_speaking(self, name: str, t: float) -> bool:
         rs = self._robot_state.get(name)
         if rs is None:
@@ -523,8 +577,8 @@ class HearingStage(Stage):
             seg.azimuths.append(track.azimuth)
             seg.weights.append(max(track.strength, 0.1))
             seg.robot_name = track.robot_name or self._robot_for_direction(track.azimuth, start)
-        if not seg.robot_name and self._own_speaking(start) and sum(self._echo_history) >= 2:
-            # While the robot talks, a person must stand out from its residue in most recent blocks.
+        if not seg.robot_name and self._own_speaking(start) and not self._near_end_since(start - 0.05):
+            # While the robot talks, a person must stand out from its residue since the onset.
             seg.robot_name = self.robot
         seg.asr_interval = self.config.asr.partial_interval_s
         seg.next_asr_at = start + max(self.config.asr.min_partial_audio_s, self.config.asr.partial_interval_s)
@@ -541,11 +595,15 @@ class HearingStage(Stage):
         if seg.robot_name:
             return
         cfg = self.config
-        if not seg.early_done and t - seg.start >= EARLY_BACKCHANNEL_S:
+        if seg.early_count < len(EARLY_BACKCHANNEL_S) and t - seg.start >= EARLY_BACKCHANNEL_S[seg.early_count]:
+            # A barge-in decision cannot wait for words: publish acoustic backchannel estimates on the
+            # first audio, then again on a little more.
+            window = EARLY_BACKCHANNEL_S[seg.early_count]
+            seg.early_count += 1
             seg.early_done = True
             t0 = time.perf_counter()
-            audio = stream.audio(seg.start - 0.02, seg.start + EARLY_BACKCHANNEL_S)
-            seg.backchannel_early = turn_cues.backchannel_probability_early(audio, self.sample_rate)
+            audio = stream.audio(seg.start - 0.02, seg.start + window)
+            seg.backchannel_early = turn_cues.backchannel_probability_early(audio, self.sample_rate, window)
             self.compute['turn cues'] += time.perf_counter() - t0
             self._publish_utterance(stream, seg, end=t, final=False)
             return
@@ -570,6 +628,45 @@ class HearingStage(Stage):
             if result.text:
                 seg.transcript, _ = self.name_matcher.correct(result.text)
                 self._publish_utterance(stream, seg, end=t, final=False)
+
+    def _transcribe(self, audio: np.ndarray) -> tuple[str, float]:
+        """Final-quality transcript (names corrected) and confidence; ('', 0) when ASR fails or is off."""
+        if self.config.asr.backend == 'none':
+            return '', 0.0
+        t0 = time.perf_counter()
+        try:
+            result = self.models.recognizer.transcribe(audio, final=True)
+            text, _ = self.name_matcher.correct(result.text)
+            return text, result.confidence
+        except Exception as exc:     # a failing recogniser must not stop hearing
+            self.stats['asr errors'] += 1
+            self.drop('asr failed', f'{type(exc).__name__}: {exc}')
+            return '', 0.0
+        finally:
+            self.compute['asr'] += time.perf_counter() - t0
+
+    def _speculate(self, stream: TalkerStream) -> None:
+        """A talker paused: decode the segment now, so that a final after the full silence is ready."""
+        seg = stream.segment
+        cfg = self.config
+        ep = stream.endpointer
+        after = cfg.asr.speculative_after_ms
+        if seg.robot_name or after <= 0 or not ep.in_speech or ep.silence_start is None \
+                or seg.speculative_end == ep.silence_start or cfg.asr.backend == 'none':
+            return
+        if ep.silence * ep.chunk_s * 1000.0 < max(after, cfg.vad.pad_ms) or ep.silence >= ep.silence_chunks:
+            return
+        end = ep.silence_start
+        if (end - seg.start) * 1000.0 < cfg.vad.min_speech_ms or self.now() - end > MAX_PARTIAL_LAG_S + 0.3:
+            return
+        pad = cfg.vad.pad_ms / 1000.0
+        seg.speculative_end = end
+        seg.speculative_text, seg.speculative_confidence = self._transcribe(stream.audio(seg.start - pad, end + pad))
+        self.stats['asr speculative decodes'] += 1
+        seg.next_asr_at = max(seg.next_asr_at, end + seg.asr_interval)
+        if seg.speculative_text:
+            seg.transcript = seg.speculative_text
+            self._publish_utterance(stream, seg, end=end, final=False)
 
     def _close_segment(self, stream: TalkerStream, end: float, forced: bool, quiet: bool = False) -> None:
         seg = stream.segment
@@ -596,19 +693,14 @@ class HearingStage(Stage):
             self.stats['robot speech suppressed late (by voice)'] += 1
             self._publish_final(stream, seg, end, text='', confidence=0.0, voice_id='', eot=0.0, bc=0.0)
             return
-        t0 = time.perf_counter()
-        text, confidence = '', 0.0
-        if cfg.asr.backend != 'none':
-            try:
-                result = self.models.recognizer.transcribe(audio, final=True)
-                text, _ = self.name_matcher.correct(result.text)
-                confidence = result.confidence
-            except Exception as exc:
-                self.stats['asr errors'] += 1
-                self.drop('asr failed', f'{type(exc).__name__}: {exc}')
+        self.segment_log.append((seg.utterance_id, seg.start, end, self._leak_diagnostics(stream, seg.start, end)))
+        if seg.speculative_end is not None and abs(seg.speculative_end - end) < 1e-6:
+            text, confidence = seg.speculative_text, seg.speculative_confidence
+            self.stats['asr speculative finals used'] += 1
+        else:
+            text, confidence = self._transcribe(audio)
         t1 = time.perf_counter()
-        self.compute['asr'] += t1 - t0
-        eot = turn_cues.end_of_turn_probability(text, speech, self.sample_rate)
+        eot = turn_cues.end_of_turn_probability(text, speech, self.sample_rate, names=self.name_matcher.names)
         bc = turn_cues.backchannel_probability(text, duration, early=seg.backchannel_early if seg.early_done else None,
                                                audio=None if seg.early_done else speech)
         self.compute['turn cues'] += time.perf_counter() - t1
@@ -656,6 +748,33 @@ class HearingStage(Stage):
         self._voice_directions[voice_id] = (az, end)
         return voice_id, ''
 
+    def reference_envelope(self, buffer: ReferenceBuffer, stamps: np.ndarray, lag_hops: int) -> np.ndarray:
+        """Per-hop levels (dB) of a played reference on the hop grid ``stamps``, starting lag_hops earlier."""
+        if stamps.size == 0:
+            return np.zeros(0)
+        t0 = float(stamps[0]) - lag_hops * self.hop_s
+        n = stamps.size + lag_hops
+        x = buffer.get(t0, n * self.hop).reshape(n, self.hop)
+        return 10.0 * np.log10(np.mean(x.astype(np.float64) ** 2, axis=1) + 1e-10)
+
+    def _leak_diagnostics(self, stream: TalkerStream, start: float, end: float) -> dict:
+        out = {}
+        stamps, levels = stream.trail.window(start, end)
+        lag = 8
+        for name, buf in list(self.peer_audio.items()) + [(self.robot, self.reference)]:
+            ref = self.reference_envelope(buf, stamps, lag)
+            if ref.size and ref.max() > -60:
+                active = float(np.mean(ref[lag:] > ref.max() - 30))
+                out[name] = (round(envelope_correlation(levels, ref, range(lag + 1)), 3), round(active, 2))
+        for other in self.streams.values():
+            if other is stream:
+                continue
+            s2, l2 = other.trail.window(start - 2 * self.hop_s, end + 2 * self.hop_s)
+            if s2.size == stamps.size + 4:
+                out[f'track{other.track_id}'] = (round(envelope_correlation(levels, l2, range(-2, 3)), 3),
+                                                 round(float(np.mean(levels) - np.mean(l2[2:-2])), 1))
+        return out
+
     def _voice_from_direction(self, seg: Segment) -> str:
         """The voice last heard from (about) this direction: people mostly stay where they are, so it is
         the likely talker when the embedding alone is borderline."""
@@ -690,7 +809,8 @@ class HearingStage(Stage):
         az, std = self._azimuth(seg)
         seg.partials += 1
         seg.published = True
-        eot = turn_cues.end_of_turn_probability(seg.transcript) if seg.transcript else 0.0
+        eot = turn_cues.end_of_turn_probability(seg.transcript, names=self.name_matcher.names) \
+            if seg.transcript else 0.0
         if seg.early_done:
             bc = turn_cues.backchannel_probability(seg.transcript, end - seg.start, early=seg.backchannel_early)
         else:

@@ -7,7 +7,8 @@ backchannel weights from TTS renders).
 
 End of turn (on the final, and on partials as a running estimate):
   text: a sentence-final mark from the recogniser, a question, a trailing conjunction / filler /
-  article / preposition ("and", "but", "so", "um", "the", "to") or a dangling comma;
+  article / preposition ("and", "but", "so", "um", "the", "to") or a dangling comma, and a segment
+  that is only a vocative ("Luna.", "Hey Dex.", "Remi,": the request follows the pause);
   prosody: pitch movement over the last 0.4 s relative to the talker's median (a fall or a rise both
   end turns, a level tone holds them), final lengthening (length of the last voiced stretch), energy
   decay over the last 0.3 s.
@@ -202,11 +203,23 @@ def _norm_text(text: str) -> str:
     return ' '.join(re.sub(r"[^a-z' ]+", ' ', t).split())
 
 
-def text_end_features(text: str) -> dict[str, float]:
+_CALL_WORDS = frozenset("hey hi hello excuse me sorry okay ok so um uh oh well and yo please thanks thank you "
+                        "listen".split())
+
+
+def vocative_only(words: list[str], names) -> bool:
+    """Only a name (or names), with at most greetings around it: "Hey Dex", "Luna", "sorry, Remi"."""
+    called = [w for w in words if w not in _CALL_WORDS]
+    return bool(called) and all(w in names for w in called)
+
+
+def text_end_features(text: str, names=()) -> dict[str, float]:
     raw = text.strip()
     words = _norm_text(raw).split()
     last = words[-1] if words else ''
+    names = {n.lower() for n in names}
     return {
+        'vocative_only': 1.0 if names and vocative_only(words, names) else 0.0,
         'sentence_final': 1.0 if re.search(r'[.!?]["\')\]]*$', raw) and not raw.endswith('...') else 0.0,
         'question': 1.0 if raw.endswith('?') else 0.0,
         'trailing_word': 1.0 if last in _TRAILING else 0.0,
@@ -246,6 +259,7 @@ END_OF_TURN = {
     'dangling': -1.6,           # ",", "...": unfinished clause
     'few_words': -0.3,
     'empty': -0.6,
+    'vocative_only': -4.5,      # "Luna." / "Hey Dex," alone: the request comes after the pause
     'final_pitch_fall': 0.18,   # per semitone of final fall (declarative ending)
     'final_pitch_rise': 0.12,   # per semitone of final rise (question ending)
     'level_pitch': -0.5,        # voiced to the end with neither fall nor rise: continuation tone
@@ -254,11 +268,12 @@ END_OF_TURN = {
 }
 
 
-def end_of_turn_probability(text: str, audio: np.ndarray | None = None, sample_rate: int = SAMPLE_RATE) -> float:
-    """Probability that the talker has finished their turn."""
+def end_of_turn_probability(text: str, audio: np.ndarray | None = None, sample_rate: int = SAMPLE_RATE,
+                            names=()) -> float:
+    """Probability that the talker has finished their turn (``names``: the robots' names and aliases)."""
     w = END_OF_TURN
     z = w['bias']
-    for name, value in text_end_features(text).items():
+    for name, value in text_end_features(text, names).items():
         z += w[name] * value
     if audio is not None and len(audio) >= int(0.2 * sample_rate):
         p = prosody_features(audio, sample_rate)
@@ -329,13 +344,74 @@ def onset_vector(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, window_s: fl
     return np.concatenate([named, m.mean(axis=0), change, [flux]])
 
 
-def backchannel_probability_early(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
-    """From the first ~180 ms of the utterance's audio only."""
+EARLY_WINDOWS_S = (0.18, 0.3)      # ages (s) of an utterance at which acoustic estimates are published
+
+
+def contour_features(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, window_s: float = 0.3) -> np.ndarray:
+    """Shape over time of the first ``window_s``: what a hum ("mm-hmm") does and a word onset does not.
+
+    Pitch slope (semitones/s) and voiced share, level slope (dB/s), number of level peaks (syllable
+    pulses) per 100 ms, the length of the unvoiced start (a consonant onset: "s", "st", "w"), and the
+    spectral flatness and 2-4 kHz share of the loud frames.
+    """
+    x = np.asarray(audio, np.float32)[:int(window_s * sample_rate)]
+    if x.size < int(0.06 * sample_rate):
+        raise ValueError(f'{x.size / sample_rate:.3f} s is too little audio for contour features (>= 0.06 s)')
+    f0, voicing = pitch_track(x, sample_rate)
+    voiced = f0 > 0
+    t = np.arange(f0.size) * 0.01
+    if voiced.sum() >= 3:
+        semis = 12 * np.log2(f0[voiced] / np.median(f0[voiced]))
+        pitch_slope = float(np.polyfit(t[voiced], semis, 1)[0])
+    else:
+        pitch_slope = 0.0
+    fr = _frames(x, 320, 160)
+    level = 10 * np.log10(np.mean(fr ** 2, axis=1) + 1e-12)
+    loud = level > level.max() - 25
+    tl = np.arange(level.size) * 0.01
+    level_slope = float(np.polyfit(tl[loud], level[loud], 1)[0]) if loud.sum() >= 3 else 0.0
+    smooth = np.convolve(level, np.ones(3) / 3, 'same')
+    peaks = int(np.sum((smooth[1:-1] > smooth[:-2]) & (smooth[1:-1] >= smooth[2:]) & (smooth[1:-1] > level.max() - 10)))
+    first_voiced = int(np.argmax(voiced)) if voiced.any() else voiced.size
+    first_loud = int(np.argmax(loud)) if loud.any() else 0
+    unvoiced_start = max(0, first_voiced - first_loud) * 0.01
+    spec = np.abs(np.fft.rfft(fr * np.hanning(320)[None, :], axis=1)) ** 2 + 1e-12
+    freqs = np.fft.rfftfreq(320, 1.0 / sample_rate)
+    s_loud = spec[loud] if loud.any() else spec
+    band = (freqs >= 100) & (freqs < 4000)
+    flatness = float(np.mean(np.exp(np.mean(np.log(s_loud[:, band]), axis=1)) / np.mean(s_loud[:, band], axis=1)))
+    upper = float(_band_energy(s_loud.sum(axis=0), freqs, 2000, 4000) / (_band_energy(s_loud.sum(axis=0), freqs, 100, 4000) + 1e-12))
+    return np.array([np.clip(pitch_slope, -60, 60), float(voiced.mean()), np.clip(level_slope, -300, 300),
+                     peaks / (x.size / sample_rate / 0.1), min(unvoiced_start, 0.2), flatness, upper], dtype=np.float64)
+
+
+CONTOUR_FEATURE_NAMES = ('pitch_slope', 'voiced_share', 'level_slope', 'level_peaks_per_100ms', 'unvoiced_start_s',
+                         'flatness', 'upper_share')
+
+
+def early_vector(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, window_s: float = 0.18) -> np.ndarray:
+    """Features of an utterance's first ``window_s``: onset acoustics (``onset_vector``) and contours."""
+    return np.concatenate([onset_vector(audio, sample_rate, window_s), contour_features(audio, sample_rate, window_s)])
+
+
+# Fitted early models per window (``fit_backchannel_early`` on renders through the hearing stage, see
+# voice_robot.bench.hearing.backchannel_stage_dataset): window -> (mean, std, weights, bias).
+EARLY_MODELS: dict = {}
+
+
+def backchannel_probability_early(audio: np.ndarray, sample_rate: int = SAMPLE_RATE,
+                                  window_s: float = EARLY_WINDOWS_S[0]) -> float:
+    """From the first ``window_s`` of the utterance's audio only (no words yet)."""
+    model = EARLY_MODELS.get(round(window_s, 2))
     try:
-        v = onset_vector(audio, sample_rate)
+        if model is None:
+            return backchannel_probability_early_from_vector(onset_vector(audio, sample_rate))
+        mean, std, weights, bias = model
+        x = (early_vector(audio, sample_rate, window_s) - mean) / std
     except ValueError:
         return 0.5
-    return backchannel_probability_early_from_vector(v)
+    p = _sigmoid(BACKCHANNEL_EARLY_TEMPER * float(weights @ x + bias))
+    return float(np.clip(p, EARLY_MIN, 1.0 - EARLY_MIN))
 
 
 def backchannel_probability_early_from_vector(vector: np.ndarray) -> float:
