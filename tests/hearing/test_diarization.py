@@ -80,3 +80,20 @@ def test_robot_voices_recognise_a_robot_talking(embedder):
     assert sim['ada'] > 0.8 and sim['ada'] > sim['bruno']
     person = embedder.embed(tts('flite:slt', 'The restroom is down the hall, second door on the left.'))
     assert max(voices.similarity(person).values()) < 0.75
+
+
+def test_a_voice_just_heard_elsewhere_needs_a_clearer_match(embeddings):
+    """Two people with alike voices sit apart: an embedding that only loosely matches a voice heard
+    from another direction starts its own voice; a clear match still joins."""
+    reg = VoiceRegistry('ada', same_threshold=0.72, merge_threshold=0.80)
+    joe, _ = reg.assign(embeddings[('piper:joe', 0)], now=0.0)
+    awb = embeddings[('flite:awb', 0)]
+    score = reg.similarity(joe, awb)
+    for elsewhere in (False, True):
+        loose = VoiceRegistry('ada', same_threshold=score - 0.02, merge_threshold=0.95)
+        joe_loose, _ = loose.assign(embeddings[('piper:joe', 0)], now=0.0)
+        got, _ = loose.assign(awb, now=1.0, elsewhere={joe_loose} if elsewhere else ())
+        # Without a direction the loose threshold merges them; heard elsewhere, awb gets a voice of his own.
+        assert (got != joe_loose) == elsewhere and got.startswith('voice_ada_')
+    clear, _ = reg.assign(embeddings[('piper:joe', 1)], now=3.0, elsewhere={joe})
+    assert reg.canonical(clear) == joe or reg.similarity(joe, embeddings[('piper:joe', 1)]) < 0.82

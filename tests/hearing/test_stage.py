@@ -16,8 +16,8 @@ def utterances(messages):
     return [msg for topic, msg, _ in messages if topic.endswith('hearing/utterances')]
 
 
-def finals(messages):
-    return [u for u in utterances(messages) if u.is_final and (u.transcript or u.voice_id)]
+def finals(messages, robot='ada'):
+    return [u for u in utterances(messages) if u.is_final and (u.transcript or u.voice_id) and u.robot == robot]
 
 
 def words(text):
@@ -243,3 +243,51 @@ def test_two_acoustic_backchannel_estimates_come_before_any_words(two_talkers_he
     early = [u for u in seq if not u.is_final and not u.transcript and u.backchannel_probability > 0]
     assert len(early) == 2
     assert 0.15 < early[0].end - early[0].start < 0.25 and 0.28 < early[1].end - early[1].start < 0.4
+
+
+def run_with_peer(hearing_models, person_text, t_person, seed, peer_heard_person):
+    """Bruno is configured at one place but his voice reaches Ada from 70 degrees away (a reflection,
+    a misplaced array); Iris, at -60 degrees, speaks at t_person (None: she does not)."""
+    ada = scenes.make_robot(name='ada', position=(2.0, 2.5))
+    bruno = scenes.make_robot(name='bruno', voice='espeak:en-us+m5', position=(4.5, 2.5), yaw_deg=180)
+    said = tts('espeak:en-us+m5', 'The restroom is down the hall, second door on the left, next to the lift.')
+    talkers = [scenes.Talker(scenes.place(ada, 70, 1.8), said, 1.3, 'bruno')]
+    person = tts('flite:slt', person_text) if person_text else None
+    if person is not None:
+        talkers.append(scenes.Talker(scenes.place(ada, -60, 1.3), person, t_person, 'iris'))
+    scene = scenes.render(ada, talkers, (6.5, 5.0, 3.0), 0.4, 25, 'pink', seed=seed, max_order=10)
+    played = np.zeros(scene.mics.shape[0], np.float32)
+    played[int(1.3 * SR):int(1.3 * SR) + said.size] = said
+    end = 1.3 + said.size / SR
+    states = [m.SpeechState('bruno', True, 's1', text='The restroom ...', started=1.3, stamp=1.3),
+              m.SpeechState('bruno', False, 's1', started=1.3, stamp=end)]
+    extra = []
+    if person is not None and peer_heard_person:
+        # Bruno's own hearing (which cancels his voice) heard Iris: it says so on its utterances topic.
+        p_end = t_person + person.size / SR
+        extra = [('/bruno/hearing/utterances', m.Utterance('bruno/7', 'bruno', t_person + 0.05, t_person + 0.2,
+                                                           stamp=t_person + 0.2), t_person + 0.2),
+                 ('/bruno/hearing/utterances', m.Utterance('bruno/7', 'bruno', t_person + 0.05, p_end,
+                                                           voice_id='voice_bruno_2', transcript=person_text,
+                                                           is_final=True, confidence=0.8, stamp=p_end + 0.4), p_end + 0.4)]
+    stage = HearingStage(ada, [bruno], HearingConfig(), models=hearing_models)
+    messages, _ = run_stage_on_audio(stage, scene.mics, SR, states=states, charge_compute=False,
+                                     peer_audio={'bruno': played}, extra=extra)
+    return scene, stage, messages
+
+
+def test_a_peer_heard_from_an_unexpected_direction_is_still_never_a_person(hearing_models):
+    scene, stage, messages = run_with_peer(hearing_models, None, None, 8, False)
+    assert not finals(messages), [(u.start, u.end, u.transcript) for u in finals(messages)]
+    assert stage.stats['robot speech suppressed: bruno'] >= 1
+
+
+def test_a_person_over_a_peer_is_kept_when_the_peer_heard_them_too(hearing_models):
+    text = 'Excuse me, could you tell me where the nearest train station is?'
+    scene, stage, messages = run_with_peer(hearing_models, text, 1.0, 9, True)
+    # Iris talks over Bruno's voice, which leaks into her beam; Bruno's hearing heard her, so what Ada
+    # hears from her direction stays a person's speech (even though it follows Bruno's envelope).
+    spoken = tts('flite:slt', text).size / SR
+    people = [u for u in finals(messages) if angle_error_deg(u.azimuth, scene.azimuths[1]) < 15]
+    assert sum(min(u.end, 1.0 + spoken) - max(u.start, 1.0) for u in people) > 0.6 * spoken, \
+        [(u.start, u.end, u.transcript) for u in finals(messages)]

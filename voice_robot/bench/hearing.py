@@ -39,10 +39,13 @@ def angle_error_deg(a: float, b: float) -> float:
 
 def run_stage_on_audio(stage, mics: np.ndarray, sample_rate: int = 16000, frame_s: float = 0.02,
                        reference: np.ndarray | None = None, states: list[m.SpeechState] | None = None,
-                       charge_compute: bool = True, tail_s: float = 1.0):
+                       charge_compute: bool = True, tail_s: float = 1.0,
+                       peer_audio: dict[str, np.ndarray] | None = None, extra: list | None = None):
     """Feed (samples, channels) audio to a stage in 20 ms frames through an InProcessBus.
 
-    ``reference`` (mono, same timeline) is published on 'speech/audio' as the robot's own voice.
+    ``reference`` (mono, same timeline) is published on 'speech/audio' as the robot's own voice;
+    ``peer_audio`` {robot: mono} on '/<robot>/speech/audio' as what peers play; ``extra`` is a list of
+    (topic, message, time) published at those times (a peer's utterances, identities...).
     Returns (messages [(topic, msg, time)], wall seconds).
     """
     from voice_robot.pipeline import InProcessBus
@@ -53,6 +56,7 @@ def run_stage_on_audio(stage, mics: np.ndarray, sample_rate: int = 16000, frame_
     bus.tap_all(lambda topic, msg, t: out.append((topic, msg, t)))
     frame = int(round(frame_s * sample_rate))
     pending_states = sorted(states or [], key=lambda s: s.stamp)
+    pending_extra = sorted(extra or [], key=lambda x: x[2])
     t_wall = time.perf_counter()
     seq = 0
     for i in range(0, mics.shape[0] - frame + 1, frame):
@@ -60,6 +64,13 @@ def run_stage_on_audio(stage, mics: np.ndarray, sample_rate: int = 16000, frame_
         while pending_states and pending_states[0].stamp <= t:
             st = pending_states.pop(0)
             bus.publish(f'/{st.robot}/speech/state', st, at=st.stamp)
+        while pending_extra and pending_extra[0][2] <= t:
+            topic, msg, at = pending_extra.pop(0)
+            bus.publish(topic, msg, at=at)
+        for name, played in (peer_audio or {}).items():
+            if np.any(played[i:i + frame]):
+                bus.publish(f'/{name}/speech/audio', m.AudioChunk(t, sample_rate, played[i:i + frame, None].copy(),
+                                                                  name, seq), at=t)
         if reference is not None and np.any(reference[i:i + frame]):
             bus.publish(ns + '/speech/audio', m.AudioChunk(t, sample_rate, reference[i:i + frame, None].copy(),
                                                            stage.robot, seq), at=t)

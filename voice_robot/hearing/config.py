@@ -55,6 +55,10 @@ class EchoConfig(Section):
     robot_tail_s: float = Field(0.4, ge=0)             # a robot's reverberation after it stops speaking
     robot_direction_gate_deg: float = Field(20.0, ge=0, le=180)
     robot_voice_similarity: float = Field(0.80, ge=0, le=1)
+    # A segment heard while a peer robot plays, whose level envelope follows what that peer plays
+    # (its speech/audio) this closely, is the peer's voice wherever the array places it.
+    peer_envelope_correlation: float = Field(0.55, ge=0, le=1)
+    peer_unexplained_share: float = Field(0.15, ge=0, le=1)   # ... and is loud this rarely while the peer is quiet
 
 
 class VadConfig(Section):
@@ -62,7 +66,7 @@ class VadConfig(Section):
     threshold: float = Field(0.5, ge=0, le=1)
     min_speech_ms: float = Field(120.0, ge=0)          # shorter segments are withdrawn (final with no text)
     onset_ms: float = Field(64.0, ge=32)               # speech this long opens an utterance (first partial)
-    min_silence_ms: float = Field(250.0, ge=0)        # VAD silence that closes a segment
+    min_silence_ms: float = Field(350.0, ge=0)        # VAD silence that closes a segment (commas are shorter)
     pad_ms: float = Field(120.0, ge=0)
     max_utterance_s: float = Field(20.0, gt=1)
 
@@ -79,7 +83,7 @@ class DiarizationConfig(Section):
     # bench simulator scene); clean TTS voices reach 0.76 between different espeak variants.
     same_voice_threshold: float = Field(0.72, ge=-1, le=1)   # cosine to join a voice
     merge_threshold: float = Field(0.80, ge=-1, le=1)        # cosine to merge two voice ids
-    min_audio_s: float = Field(0.6, ge=0)                    # shorter segments borrow the track's voice
+    min_audio_s: float = Field(1.0, ge=0)     # shorter segments (backchannels) borrow a voice, never found one
 
 
 class AsrConfig(Section):
@@ -104,6 +108,7 @@ class AsrConfig(Section):
     # if the silence goes on to end the segment, the final reuses it (0 = off). Keeps finals fast
     # with a longer vad.min_silence_ms; must be at least vad.pad_ms (the final's audio pad).
     speculative_after_ms: float = Field(160.0, ge=0)
+    barge_in_words: bool = True        # decode the first 0.3 s of speech over this robot's own voice
 
 
 class HearingConfig(Section):

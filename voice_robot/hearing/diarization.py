@@ -24,6 +24,7 @@ import numpy as np
 from voice_robot.messages import VoiceIdentity
 
 HINT_MARGIN = 0.1        # a hinted voice (same track, same direction) may match this much below threshold
+ELSEWHERE_MARGIN = 0.1   # a voice heard elsewhere just now needs this much more than threshold to match
 VOICE_ID = re.compile(r'^voice_[A-Za-z][A-Za-z0-9_]*_\d+$')
 
 
@@ -73,14 +74,16 @@ class VoiceRegistry:
     def active(self) -> list[Voice]:
         return [v for v in self.voices.values() if not v.alias_of]
 
-    def best_match(self, embedding: np.ndarray) -> tuple[str, float]:
+    def best_match(self, embedding: np.ndarray, exclude=()) -> tuple[str, float]:
         """The canonical id whose centroids (its own and its aliases': other robots' views of the same
-        person) are most similar to the embedding."""
+        person) are most similar to the embedding; canonical ids in ``exclude`` are not candidates."""
         e = _unit(embedding)
         best, score = '', -1.0
         for v in self.voices.values():
             s = float(v.centroid @ e)
             vid = self.canonical(v.voice_id)
+            if vid in exclude:
+                continue
             if s > score or (s == score and vid < best):
                 best, score = vid, s
         return best, score
@@ -94,14 +97,19 @@ class VoiceRegistry:
 
     # --- local evidence -------------------------------------------------------------------------
     def assign(self, embedding: np.ndarray, now: float = 0.0, hint: str = '', weight: float = 1.0,
-               learn: bool = True) -> tuple[str, float]:
+               learn: bool = True, elsewhere=()) -> tuple[str, float]:
         """The voice id of an embedding (creating one if nobody matches) and its similarity.
 
         ``hint`` is the id the same track had before: it wins a near tie, which keeps one id per talker
         through short, noisy segments. ``learn=False`` (overlapped speech) matches without updating.
+        ``elsewhere``: ids just heard from another direction; two people with alike voices sit apart,
+        so such an id needs ELSEWHERE_MARGIN more similarity.
         """
         e = _unit(embedding)
         best, score = self.best_match(e)
+        elsewhere = {self.canonical(v) for v in elsewhere}
+        if best in elsewhere and score < self.same_threshold + ELSEWHERE_MARGIN:
+            best, score = self.best_match(e, exclude=elsewhere)
         hint = self.canonical(hint) if hint else ''
         threshold = self.same_threshold
         if hint in self.voices and not self.voices[hint].alias_of:

@@ -47,8 +47,12 @@ EARLY_BACKCHANNEL_S = turn_cues.EARLY_WINDOWS_S     # acoustic backchannel estim
 MAX_PARTIAL_LAG_S = 0.3
 YOUNG_SEGMENT_S = 0.3          # an utterance this young may still move to the track that hears it
 DIRECTION_HINT_DEG = 12.0      # a new utterance this close to a known voice's direction hints at it
+ELSEWHERE_DEG = 25.0           # ... and one this far from where a voice was just heard is likely someone else
+VOICE_PLACE_MEMORY_S = 60.0
 REVERB_DECAY_DB_PER_S = 80.0   # 60 dB in 0.75 s: slower than most rooms ring down
 EMBEDDING_LOG = 200          # recent utterance embeddings kept for diagnostics and analysis
+PEER_UTTERANCES_KEPT = 64    # recent utterances of each peer's hearing
+PEER_LAG_HOPS = 8            # a peer's voice reaches us up to 128 ms after it is played (distance, reverberation)
 
 
 @dataclass
@@ -130,6 +134,8 @@ class HearingStage(Stage):
         # What the peers play (their speech/audio): a voice in the room whose envelope is known.
         self.peer_audio: dict[str, ReferenceBuffer] = {p.name: ReferenceBuffer(self.sample_rate) for p in self.peers}
         self._peer_of_topic = {f'{p.ns}/speech/audio': p.name for p in self.peers}
+        self._heard_peer_bearings: dict[str, list[float]] = {}
+        self._peer_utterances: dict[str, dict[str, tuple[float, float, bool]]] = {}
         self.segment_log: deque = deque(maxlen=EMBEDDING_LOG)
         self._assembler = FrameAssembler(self.hop, self.sample_rate, self.channels, config.max_gap_s)
         self._stft = StreamingStft(self.nfft, self.channels)
@@ -162,6 +168,7 @@ class HearingStage(Stage):
         for p in self.peers:
             handlers[f'{p.ns}/speech/state'] = self.on_peer_state
             handlers[f'{p.ns}/speech/audio'] = (lambda chunk, name=p.name: self.on_peer_audio(name, chunk))
+            handlers[f'{p.ns}/hearing/utterances'] = (lambda u, name=p.name: self.on_peer_utterance(name, u))
         return handlers
 
     def close(self) -> None:
@@ -206,6 +213,24 @@ class HearingStage(Stage):
             return
         self.reference.push(chunk.stamp, x)
         self._drain_pending(force=False)
+
+    def on_peer_utterance(self, peer: str, u: m.Utterance) -> None:
+        """What a peer's hearing makes of the room: people it heard (over its own voice, too)."""
+        if not isinstance(u, m.Utterance) or not (math.isfinite(u.start) and math.isfinite(u.end)):
+            return self.drop('bad peer utterance', type(u).__name__)
+        heard = self._peer_utterances.setdefault(peer, {})
+        withdrawn = u.is_final and not u.transcript.strip() and not u.voice_id and u.confidence == 0.0
+        heard[u.utterance_id] = (u.start, u.end, withdrawn)
+        while len(heard) > PEER_UTTERANCES_KEPT:
+            heard.pop(next(iter(heard)))
+
+    def _peer_heard_person(self, peer: str, start: float, end: float) -> bool:
+        """Did the peer's own hearing (the best judge of what is said over its voice) hear a person then?"""
+        span = max(end - start, 1e-3)
+        for s0, s1, withdrawn in self._peer_utterances.get(peer, {}).values():
+            if not withdrawn and min(end, s1) - max(start, s0) >= min(0.2, 0.3 * span):
+                return True
+        return False
 
     def on_peer_audio(self, peer: str, chunk: m.AudioChunk) -> None:
         x = self._speech_samples(chunk)
@@ -545,11 +570,62 @@ class HearingStage(Stage):
     def _robot_for_direction(self, azimuth: float, t: float) -> str:
         gate = math.radians(self.config.echo.robot_direction_gate_deg)
         best, best_d = '', gate
-        for name, bearing in self._peer_bearings.items():
-            d = abs(wrap(azimuth - bearing))
-            if d <= best_d and self._peer_speaking(name, t):
-                best, best_d = name, d
+        for name, bearings in self._peer_directions().items():
+            if not self._peer_speaking(name, t):
+                continue
+            for bearing in bearings:
+                d = abs(wrap(azimuth - bearing))
+                if d <= best_d:
+                    best, best_d = name, d
         return best
+
+    def _peer_directions(self) -> dict[str, list[float]]:
+        """Where each peer's voice comes from: its bearing, and where its voice was actually heard
+        (a small or linear array, or a reflection, can place it far from the geometric bearing)."""
+        return {name: [bearing] + self._heard_peer_bearings.get(name, [])
+                for name, bearing in self._peer_bearings.items()}
+
+    def _learn_peer_direction(self, peer: str, azimuth: float) -> None:
+        heard = self._heard_peer_bearings.setdefault(peer, [])
+        gate = math.radians(self.config.echo.robot_direction_gate_deg) / 2
+        if all(abs(wrap(azimuth - b)) > gate for b in [self._peer_bearings[peer]] + heard):
+            heard.append(float(azimuth))
+            del heard[:-3]
+
+    def _peer_voice(self, stream: TalkerStream, start: float, end: float) -> str:
+        """The peer robot whose played audio explains this stretch of the beam, or ''.
+
+        Its voice leaks into every beam, so a person talking over it (a backchannel, a question) can
+        follow its envelope too: it is the peer's voice only if the peer's own hearing, which
+        cancels that voice, heard nobody then."""
+        best, best_corr = '', -1.0
+        for name, (corr, unexplained) in self._peer_follow(stream, start, end).items():
+            if corr >= self.config.echo.peer_envelope_correlation and \
+                    unexplained <= self.config.echo.peer_unexplained_share and corr > best_corr \
+                    and not self._peer_heard_person(name, start, end):
+                best, best_corr = name, corr
+        return best
+
+    def _peer_follow(self, stream: TalkerStream, start: float, end: float) -> dict[str, tuple[float, float]]:
+        """Per peer playing meanwhile: (envelope correlation of the beam with its played audio, share of
+        the beam's loud hops when the peer had been quiet for PEER_LAG_HOPS: someone else's sound)."""
+        stamps, levels = stream.trail.window(start, end)
+        out = {}
+        if stamps.size < 8:
+            return out
+        lag = PEER_LAG_HOPS
+        loud = levels > levels.max() - 15.0
+        for name, buf in self.peer_audio.items():
+            if buf.last_active < start or not self._peer_speaking(name, end):
+                continue
+            ref = self.reference_envelope(buf, stamps, lag)
+            if ref.size == 0 or float(np.mean(ref[lag:] > ref.max() - 30)) < 0.3:
+                continue           # the peer was mostly silent meanwhile: nothing to follow
+            recent = np.lib.stride_tricks.sliding_window_view(ref, lag + 1).max(axis=1)
+            quiet = recent < ref.max() - 30.0
+            unexplained = float(np.sum(loud & quiet)) / max(1, int(loud.sum()))
+            out[name] = (envelope_correlation(levels, ref, range(lag + 1)), unexplained)
+        return out
 
     def _check_robot_segment(self, stream: TalkerStream, track: Track, t: float, echo_dominated: bool,
                              supported: set[int]) -> None:
@@ -605,8 +681,32 @@ class HearingStage(Stage):
             audio = stream.audio(seg.start - 0.02, seg.start + window)
             seg.backchannel_early = turn_cues.backchannel_probability_early(audio, self.sample_rate, window)
             self.compute['turn cues'] += time.perf_counter() - t0
+            if seg.early_count == len(EARLY_BACKCHANNEL_S) and cfg.asr.barge_in_words and cfg.asr.backend != 'none' \
+                    and self._own_speaking(seg.start) and self.now() - t <= MAX_PARTIAL_LAG_S:
+                # Someone talks over this robot: whether to stop hangs on "sorry" / "wait" versus
+                # "mm-hmm" / "yeah", which the first word tells far better than acoustics. One early
+                # decode per barge-in (rare), before the regular partials.
+                pad = cfg.vad.pad_ms / 1000.0
+                text, _ = self._transcribe(stream.audio(seg.start - pad, t))
+                self.stats['asr barge-in decodes'] += 1
+                if text:
+                    seg.transcript = text
+                seg.next_asr_at = max(seg.next_asr_at, t + seg.asr_interval)
             self._publish_utterance(stream, seg, end=t, final=False)
             return
+        if t >= seg.next_asr_at and t - seg.start >= 0.5 and self.peers:
+            peer = self._peer_voice(stream, seg.start, t)
+            if peer:
+                self.segment_log.append((seg.utterance_id, seg.start, t, self._leak_diagnostics(stream, seg.start, t)))
+                # What we took for a person follows a peer robot's played voice: take it back now.
+                self.stats['robot speech suppressed early (follows peer audio)'] += 1
+                az, _ = self._azimuth(seg)
+                self._learn_peer_direction(peer, az)
+                self._publish_final(stream, seg, t, text='', confidence=0.0, voice_id='', eot=0.0, bc=0.0)
+                seg.robot_name = peer
+                self.stats['robot speech suppressed'] += 1
+                self.stats[f'robot speech suppressed: {peer}'] += 1
+                return
         if t >= seg.next_asr_at and cfg.asr.backend != 'none':
             # Each partial re-decodes the utterance so far: space them out as it grows.
             seg.asr_interval *= cfg.asr.partial_growth
@@ -686,14 +786,21 @@ class HearingStage(Stage):
         pad = cfg.vad.pad_ms / 1000.0
         audio = stream.audio(seg.start - pad, end + pad)
         speech = stream.audio(seg.start, end)
-        voice_id, robot_voice = self._identify(stream, seg, speech, end)
+        self.segment_log.append((seg.utterance_id, seg.start, end, self._leak_diagnostics(stream, seg.start, end)))
+        peer = self._peer_voice(stream, seg.start, end)
+        if peer:
+            self.stats['robot speech suppressed late (follows peer audio)'] += 1
+            az, _ = self._azimuth(seg)
+            self._learn_peer_direction(peer, az)
+            robot_voice, voice_id = peer, ''
+        else:
+            voice_id, robot_voice = self._identify(stream, seg, speech, end)
         if robot_voice:
             self.stats['robot speech suppressed'] += 1
             self.stats[f'robot speech suppressed: {robot_voice}'] += 1
             self.stats['robot speech suppressed late (by voice)'] += 1
             self._publish_final(stream, seg, end, text='', confidence=0.0, voice_id='', eot=0.0, bc=0.0)
             return
-        self.segment_log.append((seg.utterance_id, seg.start, end, self._leak_diagnostics(stream, seg.start, end)))
         if seg.speculative_end is not None and abs(seg.speculative_end - end) < 1e-6:
             text, confidence = seg.speculative_text, seg.speculative_confidence
             self.stats['asr speculative finals used'] += 1
@@ -723,7 +830,10 @@ class HearingStage(Stage):
                 self.drop('embedding failed', str(exc))
         self.compute['embedding'] += time.perf_counter() - t0
         if emb is None:
-            return self.registry.canonical(stream.voice_id) if stream.voice_id else '', ''
+            track_voice = self.registry.canonical(stream.voice_id) if stream.voice_id else ''
+            if track_voice in self._voices_elsewhere(seg, end):
+                track_voice = ''
+            return track_voice or self._voice_from_direction(seg), ''
         self.embedding_log.append((seg.utterance_id, seg.start, end, emb))
         del self.embedding_log[:-EMBEDDING_LOG]
         if self.models.robot_voices is not None:
@@ -733,16 +843,28 @@ class HearingStage(Stage):
                     return '', robot
         duration = speech.size / self.sample_rate
         overlapped = seg.overlapped_s > 0.3 * duration
+        elsewhere = self._voices_elsewhere(seg, end)
+        # The track's previous voice is a good guess only if the talker is still where it was heard
+        # (a track can be handed from one talker to another nearby).
+        track_voice = self.registry.canonical(stream.voice_id) if stream.voice_id else ''
+        if track_voice in elsewhere:
+            track_voice = ''
         if duration < cfg.diarization.min_audio_s or overlapped:
-            if stream.voice_id:
-                return self.registry.canonical(stream.voice_id), ''
-            best, score = self.registry.best_match(emb) if self.registry.active() else ('', -1.0)
+            if track_voice:
+                return track_voice, ''
+            best, score = self.registry.best_match(emb, exclude=elsewhere) if self.registry.active() else ('', -1.0)
             if best and score >= cfg.diarization.same_voice_threshold:
                 return self.registry.canonical(best), ''
-            if overlapped and duration < cfg.diarization.min_audio_s:
-                return '', ''
-        hint = stream.voice_id or self._voice_from_direction(seg)
-        voice_id, _ = self.registry.assign(emb, self.now(), hint=hint, learn=not overlapped)
+            nearby = self._voice_from_direction(seg)
+            if nearby and self.registry.similarity(nearby, emb) >= cfg.diarization.same_voice_threshold - 0.2:
+                return nearby, ''
+            if duration < cfg.diarization.min_audio_s:
+                return '', ''           # too little voice to found an identity on (a "mm-hmm")
+        hint = track_voice or self._voice_from_direction(seg)
+        voice_id, _ = self.registry.assign(emb, self.now(), hint=hint, learn=not overlapped, elsewhere=elsewhere)
+        if not voice_id:
+            return '', ''
+
         stream.voice_id = voice_id
         az, _ = self._azimuth(seg)
         self._voice_directions[voice_id] = (az, end)
@@ -761,11 +883,8 @@ class HearingStage(Stage):
         out = {}
         stamps, levels = stream.trail.window(start, end)
         lag = 8
-        for name, buf in list(self.peer_audio.items()) + [(self.robot, self.reference)]:
-            ref = self.reference_envelope(buf, stamps, lag)
-            if ref.size and ref.max() > -60:
-                active = float(np.mean(ref[lag:] > ref.max() - 30))
-                out[name] = (round(envelope_correlation(levels, ref, range(lag + 1)), 3), round(active, 2))
+        for name, (corr, unexplained) in self._peer_follow(stream, start, end).items():
+            out[name] = (round(corr, 3), round(unexplained, 2))
         for other in self.streams.values():
             if other is stream:
                 continue
@@ -774,6 +893,12 @@ class HearingStage(Stage):
                 out[f'track{other.track_id}'] = (round(envelope_correlation(levels, l2, range(-2, 3)), 3),
                                                  round(float(np.mean(levels) - np.mean(l2[2:-2])), 1))
         return out
+
+    def _voices_elsewhere(self, seg: Segment, end: float) -> set[str]:
+        """Voices this robot heard recently from a clearly different direction than this segment."""
+        az, _ = self._azimuth(seg)
+        return {self.registry.canonical(vid) for vid, (vaz, t) in self._voice_directions.items()
+                if end - t < VOICE_PLACE_MEMORY_S and abs(wrap(az - vaz)) > math.radians(ELSEWHERE_DEG)}
 
     def _voice_from_direction(self, seg: Segment) -> str:
         """The voice last heard from (about) this direction: people mostly stay where they are, so it is
