@@ -311,8 +311,9 @@ class FloorStage(Stage):
         backchannel = max(u.backchannel_probability, words.backchannel_like)
         if not intr.decided and (heard >= self.barge.decide_after_s or u.is_final):
             p_stop = 1.0 - backchannel
-            if words.words >= 3 and not words.backchannel_like:
-                p_stop = max(p_stop, 0.9)
+            if words.words and not words.backchannel_like:
+                # Words that are not a listener response ("wait", "sorry", a question): an interruption.
+                p_stop = max(p_stop, 0.85 if words.words < 3 else 0.95)
             # A sequential test: stop early only when sure, later on the even odds.
             early = heard < self.barge.decide_after_s + EARLY_WINDOW_S and not u.is_final
             threshold = self.barge.early_stop_threshold if early else self.barge.stop_threshold
