@@ -79,3 +79,35 @@ def test_noise_floor_ignores_speech_and_follows_the_background():
     for k in range(80, 90):                   # a quieter room
         floor.update(k * 0.064, -70.0)
     assert floor.level_db < -68
+
+
+def test_noise_aware_doa_finds_a_person_talking_over_a_television():
+    """A loudspeaker plays speech from one side the whole time; a person talks from elsewhere, no
+    louder. Whitened by the background learned before, the person is located; plain SRP-PHAT mostly
+    points at the television."""
+    from voice_robot.hearing.doa import NoiseAwareDoa
+    robot = scenes.make_robot(6, 0.04, (3.0, 2.5))
+    clips = [c for c, _ in scenes.librivox_clips()]
+    tv = scenes.level(np.concatenate(clips)[:16000 * 6], -23.0)
+    person = scenes.level(tts('flite:slt', 'Could you tell me where the nearest train station is, please?'), -23.0)
+    scene = scenes.render(robot, [scenes.Talker(scenes.place(robot, 120, 2.0), tv, 0.0, 'tv'),
+                                  scenes.Talker(scenes.place(robot, -30, 1.2), person, 2.0, 'iris')],
+                          (6.0, 5.0, 3.0), 0.3, 30, 'pink', seed=3, max_order=8, duration_s=5.5)
+    gevd = NoiseAwareDoa(robot.mic_positions_base(), 16000, 512)
+    srp = DoaEstimator(robot.mic_positions_base(), 16000, 512)
+    stft = StreamingStft(512, scene.mics.shape[1])
+    frames, found, plain = [], [], []
+    for i in range(0, scene.mics.shape[0] - 256 + 1, 256):
+        frames.append(stft.frame(scene.mics[i:i + 256]))
+        t = i / 16000
+        if t < 1.8:
+            gevd.observe_noise(frames[-1])
+        elif 2.2 < t < scene.spans[1][1] and len(frames) % 4 == 0:
+            block = np.stack(frames[-16:], axis=2)
+            peaks = gevd.estimate(block)
+            if peaks:
+                found.append(angle_error_deg(peaks[0].azimuth, scene.azimuths[1]))
+            plain.append(angle_error_deg(srp.estimate(block)[0].azimuth, scene.azimuths[1]))
+    assert len(found) > 0.2 * len(plain)
+    assert np.median(found) < 10
+    assert np.median(found) < np.median(plain)

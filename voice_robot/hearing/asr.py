@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 SAMPLE_RATE = 16000
+MAX_TOKENS_PER_S = 7.0        # transcript tokens allowed per second of audio (speech needs about 4)
+MIN_TOKENS = 10
 log = logging.getLogger(__name__)
 
 
@@ -124,10 +126,13 @@ class FasterWhisperRecognizer(Recognizer):
         audio = _check_audio(audio)
         if audio.size < int(0.1 * SAMPLE_RATE):
             return Transcript('', 0.0)
+        # People say at most about 4 tokens a second; a decoder stuck in a loop ("very, very, very...")
+        # would otherwise run to Whisper's 448-token limit, seconds of compute that stall hearing.
+        max_tokens = int(MAX_TOKENS_PER_S * audio.size / SAMPLE_RATE) + MIN_TOKENS
         segments, _ = self.model.transcribe(
             audio, beam_size=self.beam_size, language=self.language, initial_prompt=self.prompt,
             vad_filter=False, without_timestamps=True, condition_on_previous_text=False,
-            temperature=0.0, suppress_blank=True)
+            temperature=0.0, suppress_blank=True, max_new_tokens=min(max_tokens, 220))
         texts, logprobs, lengths, no_speech = [], [], [], []
         for seg in segments:
             texts.append(seg.text.strip())

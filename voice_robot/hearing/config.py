@@ -9,16 +9,18 @@ from voice_robot.config.base import Section
 
 
 class DoaConfig(Section):
-    algorithm: Literal['srp_phat', 'music', 'normmusic'] = 'srp_phat'
+    # srp_phat, music, normmusic: pyroomacoustics; gevd: whitened by the learned background (doa.NoiseAwareDoa)
+    algorithm: Literal['srp_phat', 'music', 'normmusic', 'gevd'] = 'srp_phat'
     nfft: int = Field(512, ge=128, le=4096)
     freq_range_hz: list[float] = Field(default_factory=lambda: [300.0, 3500.0], min_length=2, max_length=2)
     grid_step_deg: float = Field(2.0, gt=0, le=30)
     block_s: float = Field(0.064, gt=0.01, le=1.0)     # audio per DOA estimate
     max_sources: int = Field(3, ge=1, le=8)
-    energy_margin_db: float = Field(6.0, ge=0)         # DOA only on blocks this far above the noise floor
+    energy_margin_db: float = Field(3.0, ge=0)         # DOA only on blocks this far above the noise floor
     context_blocks: int = Field(4, ge=1, le=8)         # blocks of STFT frames per DOA estimate
     secondary_ratio: float = Field(0.6, gt=0, le=1)    # weaker peaks than this (relative) are not sources
     min_separation_deg: float = Field(25.0, ge=0, le=180)
+    min_excess_db: float = Field(3.0, ge=0)           # gevd: a source must stand out from the background this much
 
 
 class TrackingConfig(Section):
@@ -64,6 +66,7 @@ class EchoConfig(Section):
 class VadConfig(Section):
     backend: Literal['silero', 'webrtcvad', 'energy'] = 'silero'
     threshold: float = Field(0.5, ge=0, le=1)
+    located_threshold: float = Field(0.5, ge=0, le=1)  # onset threshold where DOA currently places a source
     min_speech_ms: float = Field(120.0, ge=0)          # shorter segments are withdrawn (final with no text)
     onset_ms: float = Field(64.0, ge=32)               # speech this long opens an utterance (first partial)
     min_silence_ms: float = Field(350.0, ge=0)        # VAD silence that closes a segment (commas are shorter)

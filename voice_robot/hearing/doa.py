@@ -96,29 +96,35 @@ class DoaEstimator:
         return [float(a) for a in np.atleast_1d(self._doa.azimuth_recon)]
 
     def _peaks(self, values: np.ndarray) -> list[DoaPeak]:
-        n = values.size
-        left, right = np.roll(values, 1), np.roll(values, -1)
-        # Edges of a linear array's front half compare with their own mirror images: equal is a peak.
-        idx = np.flatnonzero((values >= left) & ((values > right) | ~np.roll(self._front, -1)) & self._front)
-        if idx.size == 0:
-            return []
-        idx = idx[np.argsort(values[idx])[::-1]]
-        top = values[idx[0]]
-        base = float(np.median(values[self._front]))
-        span = max(top - base, 1e-12)
-        peaks: list[DoaPeak] = []
-        for i in idx:
-            strength = (values[i] - base) / span
-            if peaks and strength < self.secondary_ratio:
-                break
-            az = float(wrap(self.grid[i]))
-            if any(abs(wrap(az - p.azimuth)) < self.min_separation for p in peaks):
-                continue
-            peaks.append(DoaPeak(az, float(strength), float(span / (np.max(values) - np.min(values) + 1e-12))))
-            if len(peaks) >= self.max_sources:
-                break
-        del n
-        return peaks
+        return pick_peaks(values, self.grid, self._front, self.secondary_ratio, self.min_separation,
+                          self.max_sources)
+
+
+def pick_peaks(values: np.ndarray, grid: np.ndarray, front: np.ndarray, secondary_ratio: float,
+               min_separation: float, max_sources: int) -> list[DoaPeak]:
+    """Local maxima of a spatial spectrum on ``grid`` (rad), strongest first, within ``front``; weaker
+    ones below ``secondary_ratio`` of the strongest (relative to the median) are side lobes."""
+    left, right = np.roll(values, 1), np.roll(values, -1)
+    # Edges of a linear array's front half compare with their own mirror images: equal is a peak.
+    idx = np.flatnonzero((values >= left) & ((values > right) | ~np.roll(front, -1)) & front)
+    if idx.size == 0:
+        return []
+    idx = idx[np.argsort(values[idx])[::-1]]
+    top = values[idx[0]]
+    base = float(np.median(values[front]))
+    span = max(top - base, 1e-12)
+    peaks: list[DoaPeak] = []
+    for i in idx:
+        strength = (values[i] - base) / span
+        if peaks and strength < secondary_ratio:
+            break
+        az = float(wrap(grid[i]))
+        if any(abs(wrap(az - p.azimuth)) < min_separation for p in peaks):
+            continue
+        peaks.append(DoaPeak(az, float(strength), float(span / (np.max(values) - np.min(values) + 1e-12))))
+        if len(peaks) >= max_sources:
+            break
+    return peaks
 
 
 def linear_array_normal(positions: np.ndarray) -> np.ndarray | None:
@@ -166,3 +172,132 @@ class NoiseFloor:
                 self.level_db = min(level_db, self.level_db + self.rise * dt)
         self._last_t = t
         return self.level_db
+
+
+WHITENER_REFRESH_FRAMES = 16
+EXCESS_QUANTILE = 0.75
+NOISE_LOADING = 0.1       # diagonal loading of the background covariance: a few dozen frames estimate it roughly
+
+
+class NoiseAwareDoa:
+    """DOA that looks only at what stands out from the learned background, spatially (GEVD).
+
+    A television, a fan, a radio or a babbling crowd is heard all the time, and from its own direction
+    (or from everywhere): with plain SRP-PHAT it wins every block and a person talking over it goes
+    unlocated. Here each block's spatial covariance is whitened by the background covariance (learned
+    on blocks without speech: ``observe_noise``); per frequency bin the principal eigenvectors of the
+    whitened covariance whose eigenvalue exceeds 1 (the background) by ``min_excess_db`` are what is new,
+    and the spatial spectrum is how well each direction's (whitened) steering vector matches them,
+    weighted by that excess. This is the generalised-eigenvalue idea of GEVD-MUSIC (HARK) in its
+    signal-subspace form. ``excess_db`` (median over bins of the largest eigenvalue) says how far the
+    block stands out from the background in any direction; blocks that do not stand out give no peaks.
+    Same interface as DoaEstimator: ``estimate(block)`` -> peaks, strongest first.
+    """
+
+    def __init__(self, mic_positions_base: np.ndarray, sample_rate: int, nfft: int, freq_range_hz=(300.0, 3500.0),
+                 grid_step_deg: float = 2.0, max_sources: int = 3, secondary_ratio: float = 0.6,
+                 min_separation_deg: float = 25.0, min_excess_db: float = 3.0, noise_smoothing: float = 0.97,
+                 speed_of_sound: float = 343.0):
+        pos = np.asarray(mic_positions_base, float)
+        if pos.ndim != 2 or pos.shape[1] < 2 or pos.shape[0] < 2:
+            raise ValueError(f'mic positions must be (channels >= 2, 2 or 3), got {pos.shape}')
+        self.algorithm = 'gevd'
+        self.channels = pos.shape[0]
+        self.nfft = nfft
+        self.max_sources = max_sources
+        self.secondary_ratio = secondary_ratio
+        self.min_separation = math.radians(min_separation_deg)
+        self.min_excess = 10 ** (min_excess_db / 10.0)
+        self.smoothing = noise_smoothing
+        freqs = np.arange(nfft // 2 + 1) * sample_rate / nfft
+        self.bins = np.flatnonzero((freqs >= freq_range_hz[0]) & (freqs <= min(freq_range_hz[1], sample_rate / 2 - 1)))
+        n_grid = max(8, int(round(360.0 / grid_step_deg)))
+        self.grid = np.linspace(0.0, 2 * np.pi, n_grid, endpoint=False)
+        centred = pos[:, :2] - pos[:, :2].mean(axis=0)
+        delays = -(np.stack([np.cos(self.grid), np.sin(self.grid)], axis=1) @ centred.T) / speed_of_sound  # (G, M)
+        f = freqs[self.bins]
+        self.steering = np.exp(-2j * np.pi * f[None, :, None] * delays[:, None, :]).astype(np.complex64)  # (G, K, M)
+        self.mirror_normal = linear_array_normal(pos)
+        if self.mirror_normal is None:
+            self._front = np.ones(self.grid.size, bool)
+        else:
+            n = self.mirror_normal
+            self._front = np.cos(self.grid) * n[0] + np.sin(self.grid) * n[1] >= -1e-9
+        eye = np.eye(self.channels, dtype=np.complex64)
+        self.noise_cov = np.tile(eye, (self.bins.size, 1, 1)) * 1e-8
+        self.noise_frames = 0
+        self._whitener = None
+        self.spectrum: np.ndarray | None = None
+        self.excess_db = 0.0
+
+    def fold(self, azimuth: float) -> float:
+        return fold_azimuth(azimuth, self.mirror_normal)
+
+    def observe_noise(self, frame: np.ndarray) -> None:
+        """A frame (channels, bins) of background only."""
+        x = frame[:, self.bins].T                                   # (K, M)
+        outer = x[:, :, None] * np.conj(x[:, None, :])
+        a = self.smoothing if self.noise_frames > 30 else 0.8
+        self.noise_cov = (a * self.noise_cov + (1 - a) * outer).astype(np.complex64)
+        self.noise_frames += 1
+        if self.noise_frames <= 32 or self.noise_frames % WHITENER_REFRESH_FRAMES == 0:
+            self._whitener = None      # the background changes slowly: refresh the whitening now and then
+
+    def _whitening(self) -> tuple[np.ndarray, np.ndarray]:
+        """(W with W R_n W^H = I per bin, the unit whitened steering vectors (G, K, M))."""
+        if self._whitener is None:
+            cov = self.noise_cov
+            trace = np.real(np.einsum('kmm->k', cov)) / self.channels
+            loaded = cov + (NOISE_LOADING * trace + 1e-12)[:, None, None] * np.eye(self.channels)[None]
+            chol = np.linalg.cholesky(loaded)
+            w = np.linalg.inv(chol).astype(np.complex64)
+            a = np.einsum('kmn,gkn->gkm', w, self.steering)
+            a /= np.linalg.norm(a, axis=2, keepdims=True) + 1e-12
+            self._whitener = (w, np.conj(a))
+        return self._whitener
+
+    def estimate(self, block: np.ndarray) -> list[DoaPeak]:
+        if block.ndim != 3 or block.shape[0] != self.channels or block.shape[1] != self.nfft // 2 + 1:
+            raise ValueError(f'DOA block must be ({self.channels}, {self.nfft // 2 + 1}, frames), got {block.shape}')
+        if self.noise_frames < 8:
+            return []                                                # no background learned yet
+        x = block[:, self.bins, :].transpose(1, 0, 2)               # (K, M, F)
+        cov = np.einsum('kmf,knf->kmn', x, np.conj(x)) / x.shape[2]
+        w, a_conj = self._whitening()
+        white = w @ cov @ np.conj(np.transpose(w, (0, 2, 1)))
+        vals, vecs = np.linalg.eigh(white)                          # ascending
+        # The largest eigenvalue of a covariance of F frames of pure background is about
+        # (1 + sqrt(M / F))^2 (the Marchenko-Pastur edge), not 1: measure the excess from there.
+        vals = vals / (1.0 + math.sqrt(self.channels / x.shape[2])) ** 2
+        # Voiced speech fills the bins near its harmonics only: a high quantile, not the median.
+        top = float(np.quantile(vals[:, -1], EXCESS_QUANTILE))
+        self.excess_db = float(10 * np.log10(max(top, 1e-12)))
+        if not np.all(np.isfinite(vals)) or top < self.min_excess:
+            self.spectrum = None
+            return []
+        # One source per eigenvector that stands out (its spectrum has side lobes, never a second
+        # source). Every bin where it stands out votes equally (as PHAT does): loud low bins, where a
+        # small array cannot tell directions apart, must not outweigh the rest.
+        peaks: list[DoaPeak] = []
+        spectrum = None
+        for j in range(1, min(self.max_sources, self.channels - 1) + 1):
+            use = vals[:, -j] >= self.min_excess
+            if float(np.quantile(vals[:, -j], EXCESS_QUANTILE)) < self.min_excess or use.sum() < 3:
+                break
+            match = np.abs(np.einsum('gkm,km->gk', a_conj[:, use], vecs[use, :, -j])) ** 2
+            values = match.mean(axis=1)
+            if not np.all(np.isfinite(values)):
+                break
+            spectrum = values if spectrum is None else spectrum
+            best = pick_peaks(values, self.grid, self._front, 0.0, self.min_separation, 1)
+            if not best:
+                break
+            peak = best[0]
+            if any(abs(wrap(peak.azimuth - p.azimuth)) < self.min_separation for p in peaks):
+                continue
+            strength = 1.0 if not peaks else float(np.quantile(vals[:, -j], EXCESS_QUANTILE) / top)
+            if peaks and strength < self.secondary_ratio:
+                break
+            peaks.append(DoaPeak(peak.azimuth, strength, peak.score))
+        self.spectrum = spectrum
+        return peaks

@@ -52,10 +52,13 @@ class Endpointer:
         self.onset_time: float | None = None
         self.last_speech_end = 0.0
 
-    def push(self, stamp: float, probability: float, may_open: bool = True) -> list[EndpointEvent]:
+    def push(self, stamp: float, probability: float, may_open: bool = True,
+             onset_threshold: float | None = None) -> list[EndpointEvent]:
+        """One chunk's speech probability; ``onset_threshold`` overrides the onset threshold for it
+        (the stage lowers it where the array locates a source)."""
         events = []
         if not self.in_speech:
-            if probability >= self.on:
+            if probability >= (self.on if onset_threshold is None else onset_threshold):
                 if self.run == 0:
                     self.run_start = stamp
                 self.run += 1

@@ -34,7 +34,7 @@ from voice_robot.hearing.audio import BadAudio, FrameAssembler, RingBuffer, Stre
 from voice_robot.hearing.beamforming import make_beamformer
 from voice_robot.hearing.config import HearingConfig
 from voice_robot.hearing.diarization import RobotVoices, VoiceRegistry
-from voice_robot.hearing.doa import DoaEstimator, NoiseFloor, wrap
+from voice_robot.hearing.doa import DoaEstimator, NoiseAwareDoa, NoiseFloor, wrap
 from voice_robot.hearing.echo import EchoCanceller, NearEndDetector, ReferenceBuffer
 from voice_robot.hearing.embedding import SpeakerEmbedder, make_embedder
 from voice_robot.hearing.leakage import envelope_correlation
@@ -51,6 +51,8 @@ ELSEWHERE_DEG = 25.0           # ... and one this far from where a voice was jus
 VOICE_PLACE_MEMORY_S = 60.0
 REVERB_DECAY_DB_PER_S = 80.0   # 60 dB in 0.75 s: slower than most rooms ring down
 EMBEDDING_LOG = 200          # recent utterance embeddings kept for diagnostics and analysis
+NOISE_LEARN_MARGIN_DB = 2.0  # gevd: blocks this close to the floor, ...
+NOISE_LEARN_AFTER_SPEECH_S = 0.6   # ... this long after anyone spoke, are background
 PEER_UTTERANCES_KEPT = 64    # recent utterances of each peer's hearing
 PEER_LAG_HOPS = 8            # a peer's voice reaches us up to 128 ms after it is played (distance, reverberation)
 
@@ -104,9 +106,13 @@ class HearingStage(Stage):
         self.models = models or HearingModels.load(config, [robot] + self.peers)
         positions = robot.mic_positions_base()
         self._positions = positions
-        self.doa = DoaEstimator(positions, self.sample_rate, self.nfft, config.doa.algorithm,
-                                config.doa.freq_range_hz, config.doa.grid_step_deg, config.doa.max_sources,
-                                config.doa.secondary_ratio, config.doa.min_separation_deg)
+        d = config.doa
+        if d.algorithm == 'gevd':
+            self.doa = NoiseAwareDoa(positions, self.sample_rate, self.nfft, d.freq_range_hz, d.grid_step_deg,
+                                     d.max_sources, d.secondary_ratio, d.min_separation_deg, d.min_excess_db)
+        else:
+            self.doa = DoaEstimator(positions, self.sample_rate, self.nfft, d.algorithm, d.freq_range_hz,
+                                    d.grid_step_deg, d.max_sources, d.secondary_ratio, d.min_separation_deg)
         t = config.tracking
         self.tracker = SourceTracker(t.birth_blocks, t.death_s, t.gate_deg, t.process_noise_deg,
                                      t.measurement_noise_deg, t.merge_deg, t.tentative_death_s,
@@ -135,6 +141,7 @@ class HearingStage(Stage):
         self.peer_audio: dict[str, ReferenceBuffer] = {p.name: ReferenceBuffer(self.sample_rate) for p in self.peers}
         self._peer_of_topic = {f'{p.ns}/speech/audio': p.name for p in self.peers}
         self._heard_peer_bearings: dict[str, list[float]] = {}
+        self._last_speech_block = -math.inf
         self._peer_utterances: dict[str, dict[str, tuple[float, float, bool]]] = {}
         self.segment_log: deque = deque(maxlen=EMBEDDING_LOG)
         self._assembler = FrameAssembler(self.hop, self.sample_rate, self.channels, config.max_gap_s)
@@ -361,7 +368,12 @@ class HearingStage(Stage):
                 stream.segment.speech_chunks += 1
             track = self.tracker.get(stream.track_id)
             may_open = track is not None and self._may_open(track, chunk_stamp)
-            for ev in stream.endpointer.push(chunk_stamp, p, may_open):
+            # Where the array locates a source right now, weaker speech evidence is enough to open: in
+            # babble the VAD doubts a talker whom DOA clearly places (diffuse noise has no direction).
+            located = may_open and track.last_update >= chunk_stamp - self.block_hops * self.hop_s \
+                and not self._echo_dominated
+            onset = min(self.config.vad.threshold, self.config.vad.located_threshold) if located else None
+            for ev in stream.endpointer.push(chunk_stamp, p, may_open, onset):
                 if replay:
                     continue      # replayed history only decides the state; events come live
                 if ev.kind == 'onset':
@@ -430,8 +442,27 @@ class HearingStage(Stage):
         self._echo_history.append(echo_dominated)
         peaks = []
         t0 = time.perf_counter()
+        gevd = isinstance(self.doa, NoiseAwareDoa)
         if echo_dominated:
             self.stats['blocks echo-dominated'] += 1     # the robot's own voice: no talker evidence
+        elif gevd:
+            # Every block: the estimator itself says whether anything stands out from the background
+            # (a person a few dB over a television does not stand out in level).
+            recent = [f for _, f in list(self._history.items)[-2 * self.block_hops:]]
+            try:
+                peaks = self.doa.estimate(np.stack(recent, axis=2))
+            except ValueError as exc:
+                self.drop('doa failed', str(exc))
+            # The background is learned only where surely nobody talks: a speech tail taken for
+            # background would whiten its talker's direction away.
+            if any(st.last_probability >= cfg.vad.threshold or st.segment is not None for st in self.streams.values()):
+                self._last_speech_block = t
+            quiet = level <= floor + NOISE_LEARN_MARGIN_DB and not own_active and \
+                t - self._last_speech_block > NOISE_LEARN_AFTER_SPEECH_S
+            if quiet and not peaks:
+                for f in frames:
+                    self.doa.observe_noise(f)
+                    self.beamformer.observe_noise(f)
         elif level > floor + cfg.doa.energy_margin_db:
             recent = list(self._history.items)[-self.block_hops * cfg.doa.context_blocks:]
             # Only frames that stand out from the background: at an onset most of the context is still
