@@ -98,7 +98,7 @@ class AsrConfig(Section):
     beam_size: int = Field(1, ge=1, le=10)
     language: Optional[str] = 'en'
     partial_interval_s: float = Field(0.5, gt=0)      # first re-decode interval while someone speaks
-    partial_growth: float = Field(1.0, ge=1.0, le=4.0)  # >1: each next partial waits that much longer
+    partial_growth: float = Field(1.3, ge=1.0, le=4.0)  # each next partial waits that much longer (compute)
     openai_model: str = 'gpt-4o-mini-transcribe'
     api_key_env: str = 'OPENAI_API_KEY'
     base_url: Optional[str] = None
