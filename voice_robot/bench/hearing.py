@@ -620,13 +620,80 @@ ROBOT_SENTENCES = ('Sure, let me explain how that works, step by step, it only t
                    'You can find the glass bottles in the green container next to the back door.')
 
 
+def backchannel_render(rng, k: int):
+    """One backchannel (even k) or interruption said over the robot's own voice in a random room:
+    (robot, scene, reference, person start s, label 1 = backchannel, voice), or None if it does not fit."""
+    from voice_robot.acting.tts import synthesize
+    from voice_robot.hearing import scenes, turn_cues
+    label = 1 - k % 2
+    phrase_list = turn_cues.BACKCHANNEL_PHRASES if label else turn_cues.INTERRUPTION_PHRASES
+    phrase = phrase_list[int(rng.integers(len(phrase_list)))]
+    voice = turn_cues.TRAINING_VOICES[int(rng.integers(len(turn_cues.TRAINING_VOICES)))]
+    room = (rng.uniform(4.5, 8.0), rng.uniform(4.0, 6.0), 2.7)
+    kind = ('circular', 'linear')[int(rng.integers(2))]
+    pos = (room[0] * rng.uniform(0.3, 0.5), room[1] * rng.uniform(0.35, 0.65))
+    yaw = rng.uniform(-60, 60)
+    if kind == 'circular':
+        robot = scenes.make_robot(int(rng.choice([4, 6, 8])), float(rng.uniform(0.03, 0.05)), pos, yaw)
+    else:
+        robot = scenes.make_linear_robot(int(rng.choice([4, 6])), float(rng.uniform(0.03, 0.05)), pos, yaw)
+    own = synthesize(ROBOT_TTS_VOICES[int(rng.integers(len(ROBOT_TTS_VOICES)))],
+                     ROBOT_SENTENCES[int(rng.integers(len(ROBOT_SENTENCES)))])
+    person = synthesize(voice, phrase)
+    robot_start = 0.3
+    person_start = robot_start + rng.uniform(1.2, max(1.3, own.size / 16000 - 0.8))
+    talkers = [scenes.Talker(tuple(robot.loudspeaker_map()), own, robot_start, 'robot'),
+               scenes.Talker(scenes.place(robot, rng.uniform(-75, 75), rng.uniform(0.9, 2.4), rng.uniform(1.1, 1.7)),
+                             person, person_start, 'person')]
+    if not all(0.3 < t.position[i] < room[i] - 0.3 for t in talkers[1:] for i in (0, 1)):
+        return None
+    scene = scenes.render(robot, talkers, room, float(rng.uniform(0.2, 0.8)), float(rng.uniform(12, 30)),
+                          ('pink', 'white', 'babble')[int(rng.integers(3))], seed=k, max_order=8,
+                          duration_s=person_start + person.size / 16000 + 0.6)
+    reference = np.zeros(scene.mics.shape[0], np.float32)
+    i0 = int(robot_start * 16000)
+    reference[i0:i0 + own.size] = own[:max(0, reference.size - i0)]
+    return robot, scene, reference, person_start, label, voice
+
+
+def backchannel_stage_accuracy(count: int = 200, seed: int = 1, config: HearingConfig | None = None) -> dict:
+    """Accuracy of the backchannel probability the stage publishes at 0.18 s and at 0.3 s (with the
+    barge-in words when ASR runs) on backchannels / interruptions said over the robot's own voice."""
+    from voice_robot.hearing.stage import HearingModels, HearingStage
+    rng = np.random.default_rng(seed)
+    config = config or HearingConfig()
+    models = None
+    hits = {0.18: [], 0.3: []}
+    for k in range(count):
+        got = backchannel_render(rng, k)
+        if got is None:
+            continue
+        robot, scene, reference, person_start, label, voice = got
+        if models is None:
+            models = HearingModels.load(config, [robot])
+        stage = HearingStage(robot, [], config, models=models)
+        messages, _ = run_stage_on_audio(stage, scene.mics, reference=reference, charge_compute=False, tail_s=0.3)
+        seen: dict = {}
+        for topic, msg, _ in messages:
+            if not topic.endswith('hearing/utterances') or msg.is_final or msg.backchannel_probability <= 0:
+                continue
+            if not person_start - 0.3 <= msg.start <= person_start + 0.4:
+                continue
+            span = msg.end - msg.start
+            window = 0.18 if span < 0.25 else 0.3 if span < 0.45 else None
+            if window is not None and window not in seen:
+                seen[window] = (msg.backchannel_probability > 0.5) == bool(label)
+        for window, ok in seen.items():
+            hits[window].append(ok)
+    return {f'{w}s': {'accuracy': round(float(np.mean(v)), 3) if v else None, 'n': len(v)} for w, v in hits.items()}
+
+
 def backchannel_stage_dataset(count: int = 240, seed: int = 0, progress=None) -> dict:
     """Backchannels and interruptions said over the robot's own voice in rendered rooms, heard through
     a real HearingStage (echo cancellation, post-filter, beam, VAD onset): per early window, the
     audio the stage itself would score. Returns {window_s: (features, labels (1 = backchannel), voices)}.
     """
-    from voice_robot.acting.tts import synthesize
-    from voice_robot.hearing import scenes, turn_cues
+    from voice_robot.hearing import turn_cues
     from voice_robot.hearing.stage import HearingModels, HearingStage
     from voice_robot.hearing.vad import make_vad
     from voice_robot.hearing.asr import NullRecognizer
@@ -644,38 +711,10 @@ def backchannel_stage_dataset(count: int = 240, seed: int = 0, progress=None) ->
     turn_cues.backchannel_probability_early = capture
     try:
         for k in range(count):
-            label = k % 2
-            phrase_list = turn_cues.BACKCHANNEL_PHRASES if label else turn_cues.INTERRUPTION_PHRASES
-            phrase = phrase_list[int(rng.integers(len(phrase_list)))]
-            voice = turn_cues.TRAINING_VOICES[int(rng.integers(len(turn_cues.TRAINING_VOICES)))]
-            room = (rng.uniform(4.5, 8.0), rng.uniform(4.0, 6.0), 2.7)
-            kind = ('circular', 'linear')[int(rng.integers(2))]
-            pos = (room[0] * rng.uniform(0.3, 0.5), room[1] * rng.uniform(0.35, 0.65))
-            yaw = rng.uniform(-60, 60)
-            if kind == 'circular':
-                channels = int(rng.choice([4, 6, 8]))
-                robot = scenes.make_robot(channels, float(rng.uniform(0.03, 0.05)), pos, yaw)
-            else:
-                robot = scenes.make_linear_robot(int(rng.choice([4, 6])), float(rng.uniform(0.03, 0.05)), pos, yaw)
-            robot_voice = ROBOT_TTS_VOICES[int(rng.integers(len(ROBOT_TTS_VOICES)))]
-            own = synthesize(robot_voice, ROBOT_SENTENCES[int(rng.integers(len(ROBOT_SENTENCES)))])
-            person = synthesize(voice, phrase)
-            robot_start = 0.3
-            over_robot = rng.random() < 0.85
-            person_start = robot_start + (rng.uniform(1.2, max(1.3, own.size / 16000 - 0.8)) if over_robot
-                                          else own.size / 16000 + rng.uniform(0.5, 1.0))
-            az = rng.uniform(-75, 75)
-            talkers = [scenes.Talker(tuple(robot.loudspeaker_map()), own, robot_start, 'robot'),
-                       scenes.Talker(scenes.place(robot, az, rng.uniform(0.9, 2.4), rng.uniform(1.1, 1.7)), person,
-                                     person_start, 'person')]
-            if not all(0.3 < t.position[i] < room[i] - 0.3 for t in talkers[1:] for i in (0, 1)):
+            got = backchannel_render(rng, k)
+            if got is None:
                 continue
-            scene = scenes.render(robot, talkers, room, float(rng.uniform(0.2, 0.8)), float(rng.uniform(12, 30)),
-                                  ('pink', 'white', 'babble')[int(rng.integers(3))], seed=k, max_order=8,
-                                  duration_s=person_start + person.size / 16000 + 0.6)
-            reference = np.zeros(scene.mics.shape[0], np.float32)
-            i0 = int(robot_start * 16000)
-            reference[i0:i0 + own.size] = own[:max(0, reference.size - i0)]
+            robot, scene, reference, person_start, label, voice = got
             stage = HearingStage(robot, [], config, models=models)
             current['stage'] = stage
             captured.clear()
@@ -699,7 +738,7 @@ def backchannel_stage_dataset(count: int = 240, seed: int = 0, progress=None) ->
                 ys.append(label)
                 vs.append(voice)
             if progress:
-                progress(k, phrase, voice, sorted(seen))
+                progress(k, label, voice, sorted(seen))
     finally:
         turn_cues.backchannel_probability_early = original
     return {w: (np.array(x), np.array(y), np.array(v)) for w, (x, y, v) in out.items()}
@@ -1012,7 +1051,13 @@ def main(argv=None) -> int:
     parser.add_argument('--fit-early', type=int, metavar='RENDERS',
                         help='render this many backchannels/interruptions over robot speech through the hearing '
                              'stage and fit the early backchannel models (prints the constants)')
+    parser.add_argument('--backchannel-accuracy', type=int, metavar='RENDERS',
+                        help='accuracy of the published backchannel probability at 0.18 s and 0.3 s on this many '
+                             'backchannels/interruptions over robot speech rendered through the hearing stage')
     args = parser.parse_args(argv)
+    if args.backchannel_accuracy:
+        print(backchannel_stage_accuracy(args.backchannel_accuracy))
+        return 0
     if args.fit_early:
         import pickle
         data = backchannel_stage_dataset(args.fit_early, progress=lambda k, *a: print(k, *a, flush=True))

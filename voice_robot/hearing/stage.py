@@ -1,18 +1,28 @@
 """The hearing stage: microphone-array frames in, who speaks from where and what they said out.
 
 Per 16 ms hop (STFT with nfft 512 at 16 kHz): echo cancellation of the robot's own voice on every
-microphone; per ~64 ms block: DOA (only when the block stands out from the noise floor) and the
-multi-source tracker; per live track: a beam (MVDR or delay-and-sum, nulls toward the other talkers),
-VAD on the beam, endpointing. An utterance opens when a tracked talker's beam has ``onset_ms`` of
-speech (first partial at once: barge-in latency), gets a partial at 0.18 s with the early backchannel
-estimate, partials with text every ``asr.partial_interval_s``, and exactly one final after
-``vad.min_silence_ms`` of silence with transcript, voice id, end-of-turn and backchannel probabilities.
+microphone, per-bin near-end evidence (``echo.NearEndDetector``) and a residual-echo post-filter; per
+~64 ms block: DOA (on blocks that stand out from the noise floor, or every block with the noise-aware
+``gevd`` estimator) and the multi-source tracker (a linear array reports the front image of each
+source); per live track: a beam (MVDR or delay-and-sum, nulls toward the other talkers), VAD on the
+beam, endpointing. An utterance opens when a tracked talker's beam has ``onset_ms`` of speech (first
+partial at once: barge-in latency), gets acoustic backchannel estimates at 0.18 s and 0.3 s (at 0.3 s
+with the first words when it talks over this robot), partials with text from ``asr.min_partial_audio_s``
+on (spaced out by ``asr.partial_growth``), and exactly one final after ``vad.min_silence_ms`` of
+silence with transcript, voice id, end-of-turn and backchannel probabilities. The final's transcript
+is decoded speculatively once the talker has paused ``asr.speculative_after_ms``, so a longer
+silence (commas do not split sentences) does not delay it.
 
-Robot speech is never an utterance: the robot's own voice is cancelled and, while it plays, a
-segment whose level does not stand out from the expected residual echo is its own voice; a segment
-from the direction of a peer robot while that peer speaks is the peer's voice; at the final, a
-segment whose voice matches an enrolled robot voice while that robot spoke is withdrawn. Such
+Robot speech is never an utterance: the robot's own voice is cancelled and, while it plays, a segment
+is a person's only if enough time-frequency bins stand out from the expected residual echo; a peer
+robot's voice is recognised by direction (its bearing, and where its voice was heard before), by its
+level envelope following what the peer plays (``/<peer>/speech/audio``) unless the peer's own hearing
+heard a person then (``/<peer>/hearing/utterances``), and at the final by its enrolled voice. Such
 segments are tagged with ``robot_name`` in ``audio/sources`` and counted ("robot speech suppressed").
+
+Voice ids: an embedding joins a voice (``diarization.VoiceRegistry``) helped by the track's and the
+direction's last voice; a voice just heard from elsewhere needs a clearer match, and segments shorter
+than ``diarization.min_audio_s`` only borrow a voice. Peers' voices arrive on ``/voices/identities``.
 
 Models are loaded in the constructor (or shared through ``HearingModels`` when several robots run in
 one process). Bad input is dropped with a counted reason; every buffer is bounded.
