@@ -59,6 +59,7 @@ YOUNG_SEGMENT_S = 0.3          # an utterance this young may still move to the t
 DIRECTION_HINT_DEG = 12.0      # a new utterance this close to a known voice's direction hints at it
 ELSEWHERE_DEG = 25.0           # ... and one this far from where a voice was just heard is likely someone else
 VOICE_PLACE_MEMORY_S = 60.0
+NEARBY_VOICE_MIN_SIMILARITY = 0.4   # a weak check (other people mostly score 0.3-0.6): rules out clear clashes
 REVERB_DECAY_DB_PER_S = 80.0   # 60 dB in 0.75 s: slower than most rooms ring down
 EMBEDDING_LOG = 200          # recent utterance embeddings kept for diagnostics and analysis
 NOISE_LEARN_MARGIN_DB = 2.0  # gevd: blocks this close to the floor, ...
@@ -880,7 +881,9 @@ class HearingStage(Stage):
         if self.models.robot_voices is not None:
             for robot, sim in self.models.robot_voices.similarity(emb).items():
                 speaking = self._own_speaking(end) if robot == self.robot else self._peer_speaking(robot, end)
-                if sim >= cfg.echo.robot_voice_similarity and speaking:
+                # A person talking over a peer sounds partly like it; the peer's own hearing knows better.
+                heard = robot != self.robot and self._peer_heard_person(robot, seg.start, end)
+                if sim >= cfg.echo.robot_voice_similarity and speaking and not heard:
                     return '', robot
         duration = speech.size / self.sample_rate
         overlapped = seg.overlapped_s > 0.3 * duration
@@ -896,8 +899,10 @@ class HearingStage(Stage):
             best, score = self.registry.best_match(emb, exclude=elsewhere) if self.registry.active() else ('', -1.0)
             if best and score >= cfg.diarization.same_voice_threshold:
                 return self.registry.canonical(best), ''
+            # A short or overlapped segment's embedding is unreliable: where the sound comes from says
+            # more, as long as the voice does not contradict it.
             nearby = self._voice_from_direction(seg)
-            if nearby and self.registry.similarity(nearby, emb) >= cfg.diarization.same_voice_threshold - 0.2:
+            if nearby and self.registry.similarity(nearby, emb) >= NEARBY_VOICE_MIN_SIMILARITY:
                 return nearby, ''
             if duration < cfg.diarization.min_audio_s:
                 return '', ''           # too little voice to found an identity on (a "mm-hmm")
