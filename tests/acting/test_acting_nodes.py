@@ -1,8 +1,6 @@
 """The speech and motion node modules: build() from the deployment, and a real lifecycle node over DDS."""
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import pytest
@@ -34,48 +32,26 @@ def test_build_makes_the_stages_from_the_deployment(deployment):
         speech_node.build(deployment=deployment, robot='nobody', section=deployment.speech)
 
 
-def test_speech_node_speaks_over_ros(deployment, tmp_path, monkeypatch):
-    rclpy = pytest.importorskip('rclpy')
+def test_speech_node_speaks_over_ros(deployment, ros):
     import voice_robot_interfaces.msg as vr
-    from rclpy.executors import SingleThreadedExecutor
 
     from voice_robot import messages as m
     from voice_robot.nodes.convert import audio_from_ros, speech_command_to_ros, speech_state_from_ros
     from voice_robot.nodes.shell import StageNode
 
-    monkeypatch.setenv('ROS_DOMAIN_ID', str(40 + os.getpid() % 50))
-    monkeypatch.setenv('ROS_LOG_DIR', str(tmp_path / 'ros_log'))
-    rclpy.init()
-    try:
-        node = StageNode('speech', 'speech', speech_node.build, namespace='/ada', robot='ada',
-                         deployment_file=str(DEPLOYMENT))
-        probe = rclpy.create_node('speech_probe')
-        pub = probe.create_publisher(vr.SpeechCommand, '/ada/speech/command', 10)
-        states, audio = [], []
-        probe.create_subscription(vr.SpeechState, '/ada/speech/state',
-                                  lambda msg: states.append(speech_state_from_ros(msg)), 100)
-        probe.create_subscription(vr.AudioFrame, '/ada/speech/audio', lambda msg: audio.append(audio_from_ros(msg)),
-                                  100)
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.add_node(probe)
+    node = ros.add(StageNode('speech', 'speech', speech_node.build, namespace='/ada', robot='ada',
+                             deployment_file=str(DEPLOYMENT)))
+    probe = ros.probe('speech_probe')
+    pub = probe.create_publisher(vr.SpeechCommand, '/ada/speech/command', 10)
+    states, audio = [], []
+    probe.create_subscription(vr.SpeechState, '/ada/speech/state',
+                              lambda msg: states.append(speech_state_from_ros(msg)), 100)
+    probe.create_subscription(vr.AudioFrame, '/ada/speech/audio', lambda msg: audio.append(audio_from_ros(msg)), 100)
 
-        def spin_until(predicate, timeout=20.0):
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and not predicate():
-                executor.spin_once(timeout_sec=0.02)
-            return predicate()
-
-        assert spin_until(lambda: pub.get_subscription_count() > 0 and node.stage is not None)
-        pub.publish(speech_command_to_ros(m.SpeechCommand(m.SpeechAction.SAY, 'ros-1', 'Hello from the node.')))
-        assert spin_until(lambda: any(not s.speaking and s.speech_id == 'ros-1' for s in states))
-        end = [s for s in states if not s.speaking][-1]
-        assert end.robot == 'ada' and end.text == 'Hello from the node.' and not end.cancelled
-        assert audio and all(a.channels == 1 and a.sample_rate == deployment.speech.sample_rate for a in audio)
-        assert any(abs(a.samples).max() > 0.01 for a in audio)
-        executor.shutdown()
-        node.stage.close()
-        node.destroy_node()
-        probe.destroy_node()
-    finally:
-        rclpy.shutdown()
+    assert ros.spin_until(lambda: pub.get_subscription_count() > 0 and node.stage is not None)
+    pub.publish(speech_command_to_ros(m.SpeechCommand(m.SpeechAction.SAY, 'ros-1', 'Hello from the node.')))
+    assert ros.spin_until(lambda: any(not s.speaking and s.speech_id == 'ros-1' for s in states))
+    end = [s for s in states if not s.speaking][-1]
+    assert end.robot == 'ada' and end.text == 'Hello from the node.' and not end.cancelled
+    assert audio and all(a.channels == 1 and a.sample_rate == deployment.speech.sample_rate for a in audio)
+    assert any(abs(a.samples).max() > 0.01 for a in audio)

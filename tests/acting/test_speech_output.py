@@ -12,6 +12,8 @@ from voice_robot.acting.speech import SpeechOutputStage, segments
 from voice_robot.config.robots import RobotSpec
 from voice_robot.pipeline import InProcessBus
 
+from bus_rig import BusRig
+
 VOICE = 'espeak:en-us'
 ARRAY = {'layout': 'circular', 'channels': 4, 'radius_m': 0.032, 'height_m': 0.9}
 CHUNK_S = 0.02
@@ -21,14 +23,14 @@ def robot(voice: str | None = VOICE) -> RobotSpec:
     return RobotSpec(name='ada', position_m=[1.0, 1.0], mic_array=ARRAY, voice=voice)
 
 
-class Rig:
+class Rig(BusRig):
     """A speech stage on a bus, with everything it publishes recorded."""
 
     def __init__(self, config: SpeechConfig | None = None, voice: str | None = VOICE, sink=None):
+        super().__init__()
         self.config = config or SpeechConfig(chunk_ms=CHUNK_S * 1000)
         # 'full' waits make playback independent of this machine's speed (charge_compute is off).
         self.stage = SpeechOutputStage(robot(voice), self.config, sink=sink, synthesis_wait='full')
-        self.bus = InProcessBus(charge_compute=False)
         self.bus.add(self.stage, '/ada')
         self.audio: list[m.AudioChunk] = []
         self.states: list[m.SpeechState] = []
@@ -38,9 +40,6 @@ class Rig:
     def send(self, at: float, action, speech_id='', text='', kind=m.SpeechKind.REPLY, final=True, **kw):
         self.bus.publish('/ada/speech/command', m.SpeechCommand(action=action, speech_id=speech_id, text=text,
                                                                 kind=kind, final=final, **kw), at=at)
-
-    def run(self, until: float):
-        self.bus.run_until(until)
 
     def states_of(self, speech_id):
         return [s for s in self.states if s.speech_id == speech_id]
@@ -54,15 +53,11 @@ class Rig:
         parts = [c.samples[:, 0] for c in self.audio if t0 <= c.stamp < t1]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
-    def close(self):
-        self.bus.close()
-
 
 @pytest.fixture
 def rig():
-    r = Rig()
-    yield r
-    r.close()
+    with Rig() as r:
+        yield r
 
 
 def synth(text: str, config: SpeechConfig) -> np.ndarray:

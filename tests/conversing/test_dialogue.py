@@ -9,7 +9,8 @@ from voice_robot.acting.speech import SpeechOutputStage
 from voice_robot.config.robots import RobotSpec
 from voice_robot.conversing.config import DialogueConfig
 from voice_robot.conversing.dialogue import NOT_HEARD, DialogueStage
-from voice_robot.pipeline import InProcessBus
+
+from bus_rig import BusRig
 
 ARRAY = {'layout': 'circular', 'channels': 4, 'radius_m': 0.032, 'height_m': 0.9}
 CANDIDATES = ['ada', 'bruno', 'robots', 'others']
@@ -21,14 +22,14 @@ def robots():
                       persona='You are Bruno, who knows the weather.')]
 
 
-class Rig:
+class Rig(BusRig):
     """Ada's dialogue and speech output on one bus; everything published is recorded."""
 
     def __init__(self, config: DialogueConfig | None = None, llm=None, with_speech: bool = True,
                  charge_compute: bool = False, speech_config: SpeechConfig | None = None):
         self.ada, self.bruno = robots()
         self.config = config or DialogueConfig()
-        self.bus = InProcessBus(charge_compute=charge_compute)
+        super().__init__(charge_compute)
         self.dialogue = DialogueStage(self.ada, [self.ada, self.bruno], self.config, llm=llm)
         self.bus.add(self.dialogue, '/ada')
         self.speech = None
@@ -61,9 +62,6 @@ class Rig:
         self.utterance(at, uid, start, end, text, voice)
         self.estimate(at + 0.05, uid, start, end, text, voice=voice)
 
-    def run(self, until):
-        self.bus.run_until(until)
-
     # --- what came out ---
     def of(self, topic):
         return [(t, msg) for t, tp, msg in self.log if tp == topic]
@@ -77,15 +75,11 @@ class Rig:
     def turns(self, speaker='ada'):
         return [turn for _, turn in self.of('/conversation/turns') if turn.speaker == speaker]
 
-    def close(self):
-        self.bus.close()
-
 
 @pytest.fixture
 def rig():
-    r = Rig()
-    yield r
-    r.close()
+    with Rig() as r:
+        yield r
 
 
 def test_grant_is_answered_sentence_by_sentence_and_the_spoken_turn_is_published(rig):

@@ -1,8 +1,6 @@
 """The dialogue node module: build() from the deployment, and a real lifecycle node answering a GRANT over DDS."""
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import pytest
@@ -26,55 +24,34 @@ def test_build_uses_the_dialogue_section_and_the_robots_persona():
                                    node=object()).pace_llm
 
 
-def test_dialogue_node_answers_a_grant_over_ros(tmp_path, monkeypatch):
-    rclpy = pytest.importorskip('rclpy')
+def test_dialogue_node_answers_a_grant_over_ros(ros):
     import voice_robot_interfaces.msg as vr
-    from rclpy.executors import SingleThreadedExecutor
 
     from voice_robot import messages as m
     from voice_robot.nodes.convert import (addressee_to_ros, floor_to_ros, speech_command_from_ros,
                                            utterance_to_ros)
     from voice_robot.nodes.shell import StageNode
 
-    monkeypatch.setenv('ROS_DOMAIN_ID', str(100 + os.getpid() % 50))
-    monkeypatch.setenv('ROS_LOG_DIR', str(tmp_path / 'ros_log'))
-    rclpy.init()
-    try:
-        node = StageNode('dialogue', 'conversing', dialogue_node.build, namespace='/ada', robot='ada',
-                         deployment_file=str(DEPLOYMENT))
-        probe = rclpy.create_node('dialogue_probe')
-        pub_u = probe.create_publisher(vr.Utterance, '/ada/hearing/utterances', 10)
-        pub_a = probe.create_publisher(vr.AddresseeEstimate, '/conversation/addressee', 10)
-        pub_f = probe.create_publisher(vr.FloorEvent, '/conversation/floor', 10)
-        commands = []
-        probe.create_subscription(vr.SpeechCommand, '/ada/speech/command',
-                                  lambda msg: commands.append(speech_command_from_ros(msg)), 100)
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.add_node(probe)
+    node = ros.add(StageNode('dialogue', 'conversing', dialogue_node.build, namespace='/ada', robot='ada',
+                             deployment_file=str(DEPLOYMENT)))
+    probe = ros.probe('dialogue_probe')
+    pub_u = probe.create_publisher(vr.Utterance, '/ada/hearing/utterances', 10)
+    pub_a = probe.create_publisher(vr.AddresseeEstimate, '/conversation/addressee', 10)
+    pub_f = probe.create_publisher(vr.FloorEvent, '/conversation/floor', 10)
+    commands = []
+    probe.create_subscription(vr.SpeechCommand, '/ada/speech/command',
+                              lambda msg: commands.append(speech_command_from_ros(msg)), 100)
 
-        def spin_until(predicate, timeout=20.0):
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and not predicate():
-                executor.spin_once(timeout_sec=0.02)
-            return predicate()
-
-        assert spin_until(lambda: all(p.get_subscription_count() > 0 for p in (pub_u, pub_a, pub_f)))
-        text = 'Ada, what is the capital of Italy?'
-        pub_u.publish(utterance_to_ros(m.Utterance('ada-u1', 'ada', 10.0, 11.5, voice_id='v1', transcript=text,
-                                                   is_final=True, stamp=11.6)))
-        pub_a.publish(addressee_to_ros(m.AddresseeEstimate('ada-u1', 'ada', ['ada', 'bruno', 'robots', 'others'],
-                                                           [0.9, 0.05, 0.03, 0.02], 'ada', 10.0, 11.5, 'v1', text,
-                                                           fused=True, stamp=11.7)))
-        spin_until(lambda: node.stage.stats['replies prepared'] > 0, timeout=5.0)
-        pub_f.publish(floor_to_ros(m.FloorEvent(m.FloorKind.GRANT, 'ada', 'ada-u1', 10.0, 11.5, stamp=11.8)))
-        assert spin_until(lambda: commands)
-        say = commands[0]
-        assert say.action == m.SpeechAction.SAY and say.text == 'The capital of Italy is Rome.'
-        assert say.in_reply_to == 'ada-u1' and say.reply_to_start == pytest.approx(10.0)
-        executor.shutdown()
-        node.stage.close()
-        node.destroy_node()
-        probe.destroy_node()
-    finally:
-        rclpy.shutdown()
+    assert ros.spin_until(lambda: all(p.get_subscription_count() > 0 for p in (pub_u, pub_a, pub_f)))
+    text = 'Ada, what is the capital of Italy?'
+    pub_u.publish(utterance_to_ros(m.Utterance('ada-u1', 'ada', 10.0, 11.5, voice_id='v1', transcript=text,
+                                               is_final=True, stamp=11.6)))
+    pub_a.publish(addressee_to_ros(m.AddresseeEstimate('ada-u1', 'ada', ['ada', 'bruno', 'robots', 'others'],
+                                                       [0.9, 0.05, 0.03, 0.02], 'ada', 10.0, 11.5, 'v1', text,
+                                                       fused=True, stamp=11.7)))
+    ros.spin_until(lambda: node.stage.stats['replies prepared'] > 0, timeout=5.0)
+    pub_f.publish(floor_to_ros(m.FloorEvent(m.FloorKind.GRANT, 'ada', 'ada-u1', 10.0, 11.5, stamp=11.8)))
+    assert ros.spin_until(lambda: commands)
+    say = commands[0]
+    assert say.action == m.SpeechAction.SAY and say.text == 'The capital of Italy is Rome.'
+    assert say.in_reply_to == 'ada-u1' and say.reply_to_start == pytest.approx(10.0)

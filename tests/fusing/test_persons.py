@@ -10,7 +10,7 @@ from voice_robot.fusing.geometry import triangulate_bearings
 from voice_robot.fusing.persons import PersonManager, person_for_utterance_in
 from voice_robot.pipeline import InProcessBus
 
-from fusing_helpers import make_robot, observe_face, utterance
+from geometry_helpers import make_robot, observe_face, utterance
 
 A = make_robot('A', 1.0, 2.0, 0.0)
 B = make_robot('B', 5.0, 2.0, 180.0)

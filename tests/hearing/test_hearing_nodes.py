@@ -1,7 +1,6 @@
 """The hearing and audio_capture node modules: build() from a deployment, and both as real ROS nodes."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -59,8 +58,7 @@ def test_audio_capture_builds_from_audio_in(replay_deployment):
         capture_node.build(deployment=deployment, robot='bruno')
 
 
-def test_capture_and_hearing_nodes_hear_a_person_over_ros(replay_deployment, tmp_path, monkeypatch):
-    rclpy = pytest.importorskip('rclpy')
+def test_capture_and_hearing_nodes_hear_a_person_over_ros(replay_deployment, ros):
     import voice_robot_interfaces.msg as vr
     from rclpy.executors import MultiThreadedExecutor
 
@@ -68,44 +66,24 @@ def test_capture_and_hearing_nodes_hear_a_person_over_ros(replay_deployment, tmp
     from voice_robot.nodes.shell import StageNode
 
     path, scene = replay_deployment
-    # ROS_DOMAIN_ID is already private to this test session (tests/conftest.py).
-    monkeypatch.setenv('ROS_LOG_DIR', str(tmp_path / 'ros_log'))
-    rclpy.init()
-    try:
-        hearing = StageNode('hearing', 'hearing', hearing_node.build, namespace='/ada', robot='ada',
-                            deployment_file=str(path))
-        probe = rclpy.create_node('hearing_probe')
-        utterances, sources = [], []
-        probe.create_subscription(vr.Utterance, '/ada/hearing/utterances',
-                                  lambda msg: utterances.append(utterance_from_ros(msg)), 100)
-        probe.create_subscription(vr.SoundSourceArray, '/ada/audio/sources',
-                                  lambda msg: sources.append(sources_from_ros(msg)), 100)
-        executor = MultiThreadedExecutor(num_threads=3)
-        executor.add_node(hearing)
-        executor.add_node(probe)
+    ros.executor = MultiThreadedExecutor(num_threads=3)
+    hearing = ros.add(StageNode('hearing', 'hearing', hearing_node.build, namespace='/ada', robot='ada',
+                                deployment_file=str(path)))
+    probe = ros.probe('hearing_probe')
+    utterances, sources = [], []
+    probe.create_subscription(vr.Utterance, '/ada/hearing/utterances',
+                              lambda msg: utterances.append(utterance_from_ros(msg)), 100)
+    probe.create_subscription(vr.SoundSourceArray, '/ada/audio/sources',
+                              lambda msg: sources.append(sources_from_ros(msg)), 100)
 
-        def spin_until(predicate, timeout):
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and not predicate():
-                executor.spin_once(timeout_sec=0.02)
-            return predicate()
-
-        # Models load on configure; only then start the microphones (so no audio waits for them).
-        assert spin_until(lambda: hearing.stage is not None and hearing._subs, 60)
-        capture = StageNode('audio_capture', None, capture_node.build, namespace='/ada', robot='ada',
-                            deployment_file=str(path))
-        executor.add_node(capture)
-        assert spin_until(lambda: any(u.is_final for u in utterances), 45), \
-            (hearing.stage.diagnostics(), capture.stage and capture.stage.diagnostics())
-        final = next(u for u in utterances if u.is_final)
-        assert final.robot == 'ada' and 'weather' in final.transcript.lower()
-        assert abs(np.degrees(np.angle(np.exp(1j * (final.azimuth - scene.azimuths[0]))))) < 8
-        assert not utterances[0].is_final                        # partials before the final
-        assert any(s.sources for s in sources)
-        executor.shutdown()
-        for node in (capture, hearing, probe):
-            if isinstance(node, StageNode) and node.stage is not None:
-                node.stage.close()
-            node.destroy_node()
-    finally:
-        rclpy.shutdown()
+    # Models load on configure; only then start the microphones (so no audio waits for them).
+    assert ros.spin_until(lambda: hearing.stage is not None and hearing._subs, 60)
+    capture = ros.add(StageNode('audio_capture', None, capture_node.build, namespace='/ada', robot='ada',
+                                deployment_file=str(path)))
+    assert ros.spin_until(lambda: any(u.is_final for u in utterances), 45), \
+        (hearing.stage.diagnostics(), capture.stage and capture.stage.diagnostics())
+    final = next(u for u in utterances if u.is_final)
+    assert final.robot == 'ada' and 'weather' in final.transcript.lower()
+    assert abs(np.degrees(np.angle(np.exp(1j * (final.azimuth - scene.azimuths[0]))))) < 8
+    assert not utterances[0].is_final                        # partials before the final
+    assert any(s.sources for s in sources)

@@ -8,7 +8,7 @@ import pytest
 
 from voice_robot.seeing.config import FaceTrackerConfig
 from voice_robot.seeing.face_tracker import FaceAnalyzer
-from seeing_helpers import make_robot
+from geometry_helpers import make_robot
 
 
 @pytest.fixture(scope='session')

@@ -10,7 +10,7 @@ from voice_robot.seeing.attention import (NONE, AttentionStage, face_position_ma
                                           robot_look_point)
 from voice_robot.seeing.config import AttentionConfig
 
-from seeing_helpers import make_robot, observe_face
+from geometry_helpers import make_robot, observe_face
 
 # Two robots facing each other across a table, a person between them.
 A = make_robot('A', 1.0, 2.0, 0.0)

@@ -7,7 +7,7 @@ from voice_robot.pipeline import InProcessBus
 from voice_robot.seeing.camera import CameraStage, OpenCvSource, StillImageSource, make_frame_source, parse_device
 from voice_robot.seeing.config import CameraConfig
 
-from seeing_helpers import make_robot
+from geometry_helpers import make_robot
 
 
 def run_camera(stage, seconds):

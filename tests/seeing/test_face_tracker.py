@@ -11,7 +11,7 @@ from voice_robot.seeing.config import SeeingConfig
 from voice_robot.seeing.face_tracker import FaceTrackerStage
 from voice_robot.seeing.geometry import wrap
 
-from seeing_helpers import make_robot
+from geometry_helpers import make_robot
 
 
 def relative_yaw(face) -> float:

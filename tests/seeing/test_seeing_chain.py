@@ -8,7 +8,7 @@ from voice_robot.seeing.attention import AttentionStage
 from voice_robot.seeing.config import SeeingConfig
 from voice_robot.seeing.face_tracker import FaceTrackerStage
 
-from seeing_helpers import make_robot
+from geometry_helpers import make_robot
 
 
 def test_astronaut_looks_at_the_robot_whose_camera_took_the_photo(analyzer, astronaut):

@@ -1,8 +1,6 @@
 """The camera, face tracker, attention and person manager node modules: build() and a real node over DDS."""
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import cv2
@@ -48,10 +46,8 @@ def test_builders_make_the_stages(deployment, tmp_path, astronaut):
         attention_node.build(deployment=deployment, robot='nobody', section=deployment.seeing)
 
 
-def test_face_tracker_node_over_ros(deployment, tmp_path, monkeypatch, astronaut):
-    rclpy = pytest.importorskip('rclpy')
+def test_face_tracker_node_over_ros(deployment, ros, astronaut):
     import voice_robot_interfaces.msg as vr
-    from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
 
     from voice_robot import messages as m
@@ -60,39 +56,20 @@ def test_face_tracker_node_over_ros(deployment, tmp_path, monkeypatch, astronaut
 
     assert isinstance(face_tracker_node.build(deployment=deployment, robot='ada', section=deployment.seeing),
                       FaceTrackerStage)
-    monkeypatch.setenv('ROS_DOMAIN_ID', str(100 + os.getpid() % 20))
-    monkeypatch.setenv('ROS_LOG_DIR', str(tmp_path / 'ros_log'))
-    rclpy.init()
-    try:
-        node = StageNode('face_tracker', 'seeing', face_tracker_node.build, namespace='/ada', robot='ada',
-                         deployment_file=str(DEPLOYMENT))
-        probe = rclpy.create_node('face_probe')
-        pub = probe.create_publisher(Image, '/ada/camera/image', 10)
-        frames = []
-        probe.create_subscription(vr.FaceObservationArray, '/ada/faces/observations',
-                                  lambda msg: frames.append(faces_from_ros(msg)), SENSOR_QOS)
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.add_node(probe)
+    node = ros.add(StageNode('face_tracker', 'seeing', face_tracker_node.build, namespace='/ada', robot='ada',
+                             deployment_file=str(DEPLOYMENT)))
+    probe = ros.probe('face_probe')
+    pub = probe.create_publisher(Image, '/ada/camera/image', 10)
+    frames = []
+    probe.create_subscription(vr.FaceObservationArray, '/ada/faces/observations',
+                              lambda msg: frames.append(faces_from_ros(msg)), SENSOR_QOS)
 
-        def spin_until(predicate, timeout=20.0):
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and not predicate():
-                executor.spin_once(timeout_sec=0.02)
-            return predicate()
-
-        assert spin_until(lambda: pub.get_subscription_count() > 0 and node.stage is not None
+    assert ros.spin_until(lambda: pub.get_subscription_count() > 0 and node.stage is not None
                           and node.count_publishers('/ada/faces/observations') > 0)
-        pub.publish(image_to_ros(m.ImageFrame(stamp=1.0, robot='ada', image=astronaut)))
-        bad = image_to_ros(m.ImageFrame(stamp=1.1, robot='ada', image=astronaut))
-        bad.encoding = 'yuv422'
-        pub.publish(bad)
-        assert spin_until(lambda: frames and node.stage.stats['dropped: bad camera/image'] >= 1)
-        (frame,) = frames
-        assert frame.robot == 'ada' and len(frame.faces) == 1 and frame.faces[0].distance > 0
-        executor.shutdown()
-        node.stage.close()
-        node.destroy_node()
-        probe.destroy_node()
-    finally:
-        rclpy.shutdown()
+    pub.publish(image_to_ros(m.ImageFrame(stamp=1.0, robot='ada', image=astronaut)))
+    bad = image_to_ros(m.ImageFrame(stamp=1.1, robot='ada', image=astronaut))
+    bad.encoding = 'yuv422'
+    pub.publish(bad)
+    assert ros.spin_until(lambda: frames and node.stage.stats['dropped: bad camera/image'] >= 1)
+    (frame,) = frames
+    assert frame.robot == 'ada' and len(frame.faces) == 1 and frame.faces[0].distance > 0

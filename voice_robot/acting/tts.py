@@ -75,34 +75,30 @@ class EspeakEngine(TtsEngine):
             raise TtsError(f'espeak-ng has no voice variant {variant!r}')
 
 
+def _espeak_voice_rows(option: str) -> list[str]:
+    """The rows of the voice table ``espeak-ng <option>`` prints (no header, no rows of under five
+    fields); none when espeak-ng cannot be run."""
+    try:
+        out = subprocess.run(['espeak-ng', option], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line for line in out.splitlines()[1:] if len(line.split()) >= 5]
+
+
 @lru_cache(maxsize=1)
 def _espeak_languages() -> set[str]:
-    try:
-        out = subprocess.run(['espeak-ng', '--voices'], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return set()
     import re
     names = set()
-    for line in out.splitlines()[1:]:
+    for line in _espeak_voice_rows('--voices'):
         parts = line.split()
-        if len(parts) >= 5:
-            names.update({parts[1], parts[3], parts[4], parts[4].split('/')[-1], parts[4].split('/')[-1].lower()})
-            names.update(re.findall(r'\(([\w-]+) \d+\)', line))
+        names.update({parts[1], parts[3], parts[4], parts[4].split('/')[-1], parts[4].split('/')[-1].lower()})
+        names.update(re.findall(r'\(([\w-]+) \d+\)', line))
     return names
 
 
 @lru_cache(maxsize=1)
 def _espeak_variants() -> set[str]:
-    try:
-        out = subprocess.run(['espeak-ng', '--voices=variant'], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return set()
-    names = set()
-    for line in out.splitlines()[1:]:
-        parts = line.split()
-        if len(parts) >= 5:
-            names.add(parts[4].split('/')[-1])
-    return names
+    return {line.split()[4].split('/')[-1] for line in _espeak_voice_rows('--voices=variant')}
 
 
 class FliteEngine(TtsEngine):

@@ -20,6 +20,7 @@ from pathlib import Path
 import resource
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -119,22 +120,14 @@ def simulate_hearing(scenario, config: HearingConfig | None = None, speech: list
                      charge_compute: bool = True, frame_s: float = 0.02) -> HearingRun:
     """Run every robot's HearingStage on the simulator's audio; robots say what ``speech`` scripts."""
     from voice_robot.acting.tts import synthesize
-    from voice_robot.hearing.stage import HearingModels, HearingStage
+    from voice_robot.hearing.stage import HearingModels
     from voice_robot.pipeline import InProcessBus, resolve
     from voice_robot.sim.world import Simulator
     config = config or HearingConfig()
     sim = Simulator(scenario, sample_rate=config.sample_rate, frame_s=frame_s)
     bus = InProcessBus(charge_compute=charge_compute)
     robots = list(scenario.robots)
-    models = HearingModels.load(config, robots)
-    run = HearingRun(truth=None)
-    for r in robots:
-        stage = HearingStage(r, [p for p in robots if p.name != r.name], config, models=models)
-        bus.add(stage, r.ns)
-        run.stages[r.name] = stage
-        bus.tap(resolve('hearing/utterances', r.ns), lambda tp, u, t, name=r.name: run.utterances.append((name, u, t)))
-        bus.tap(resolve('audio/sources', r.ns), lambda tp, s, t, name=r.name: run.sources.append((name, s, t)))
-    bus.tap('/voices/identities', lambda tp, v, t: run.identities.append(v))
+    run = _hearing_on_bus(bus, robots, config, HearingModels.load(config, robots), record_sources=True)
     # Scripted robot speech: 20 ms chunks played into the room and given to the speaking robot's
     # hearing as its echo reference; speech states go to every robot.
     chunks: list[tuple[float, str, np.ndarray]] = []
@@ -170,12 +163,50 @@ def simulate_hearing(scenario, config: HearingConfig | None = None, speech: list
         for name, chunk in out.audio.items():
             bus.publish(resolve('audio/raw', ns_of[name]), chunk, at=chunk.end)
     bus.run_until(sim.t + 1.0)
+    _finish(run, bus, sim, t_wall)
+    return run
+
+
+def _hearing_on_bus(bus, robots, config: HearingConfig, models, record_sources: bool) -> HearingRun:
+    """A HearingRun whose stages (one per robot, the others its peers) are on ``bus``, recording what they publish.
+
+    ``record_sources`` also keeps every block's sound sources (``run.sources``), which adds up over a long run.
+    """
+    from voice_robot.hearing.stage import HearingStage
+    from voice_robot.pipeline import resolve
+    run = HearingRun(truth=None)
+    for r in robots:
+        stage = HearingStage(r, [p for p in robots if p.name != r.name], config, models=models)
+        bus.add(stage, r.ns)
+        run.stages[r.name] = stage
+        bus.tap(resolve('hearing/utterances', r.ns), lambda tp, u, t, name=r.name: run.utterances.append((name, u, t)))
+        if record_sources:
+            bus.tap(resolve('audio/sources', r.ns), lambda tp, s, t, name=r.name: run.sources.append((name, s, t)))
+    bus.tap('/voices/identities', lambda tp, v, t: run.identities.append(v))
+    return run
+
+
+def _finish(run: HearingRun, bus, sim, t_wall: float) -> None:
+    """Take what the finished simulation measured into ``run`` and close the bus (and its stages)."""
     run.wall_s = time.perf_counter() - t_wall
     run.busy_s = {lane.stage.robot: lane.busy_total for lane in bus.lanes}
     run.duration_s = sim.t
     run.truth = sim.truth
     bus.close()
-    return run
+
+
+def _alias_resolver(identities) -> Callable[[str], str]:
+    """voice id -> the id it ends at through the aliases published on /voices/identities, which say which
+    ids are the same person (merged across robots). A cycle of aliases stops where it would repeat."""
+    alias = {v.voice_id: v.alias_of for v in identities if v.alias_of and v.alias_of != v.voice_id}
+
+    def resolve(v):
+        seen = set()
+        while v in alias and v not in seen:
+            seen.add(v)
+            v = alias[v]
+        return v
+    return resolve
 
 
 def score_run(run: HearingRun) -> dict:
@@ -202,15 +233,7 @@ def score_run(run: HearingRun) -> dict:
         for tu in human_utts:
             if not any(min(u.end, tu.end) - max(u.start, tu.start) > 0.3 * (tu.end - tu.start) for u in heard):
                 missed += 1
-    # Aliases published on /voices/identities say which ids are the same person (merged across robots).
-    alias = {v.voice_id: v.alias_of for v in run.identities if v.alias_of}
-
-    def resolve(v):
-        seen = set()
-        while v in alias and v not in seen:
-            seen.add(v)
-            v = alias[v]
-        return v
+    resolve = _alias_resolver(run.identities)
 
     def attribution(mapping):
         voices = sorted({mapping(v) for v, _ in pairs})
@@ -311,7 +334,6 @@ def simulate_scenario_hearing(scenario, config: HearingConfig | None = None, mod
     truth, like an ideal system, and yields to interruptions): the world's behaviour, never part of the
     system. What a robot plays is its hearing's echo reference; speech states reach every robot.
     """
-    from voice_robot.hearing.stage import HearingStage
     from voice_robot.pipeline import InProcessBus, resolve
     from voice_robot.sim.render import ScriptedResponder
     from voice_robot.sim.world import Simulator
@@ -323,14 +345,7 @@ def simulate_scenario_hearing(scenario, config: HearingConfig | None = None, mod
     responder = ScriptedResponder(_Wiretap(sim, played, states), text=reply_text)
     bus = InProcessBus(charge_compute=charge_compute)
     robots = list(scenario.robots)
-    shared = models.for_robots(robots)
-    run = HearingRun(truth=None)
-    for r in robots:
-        stage = HearingStage(r, [p for p in robots if p.name != r.name], config, models=shared)
-        bus.add(stage, r.ns)
-        run.stages[r.name] = stage
-        bus.tap(resolve('hearing/utterances', r.ns), lambda tp, u, t, name=r.name: run.utterances.append((name, u, t)))
-    bus.tap('/voices/identities', lambda tp, v, t: run.identities.append(v))
+    run = _hearing_on_bus(bus, robots, config, models.for_robots(robots), record_sources=False)
     ns_of = {r.name: r.ns for r in robots}
     t_wall = time.perf_counter()
     while not sim.done:
@@ -348,12 +363,8 @@ def simulate_scenario_hearing(scenario, config: HearingConfig | None = None, mod
     bus.run_until(sim.t + 1.0)
     for stage in run.stages.values():
         stage.close()
-    run.wall_s = time.perf_counter() - t_wall
-    run.busy_s = {lane.stage.robot: lane.busy_total for lane in bus.lanes}
-    run.duration_s = sim.t
-    run.truth = sim.truth
+    _finish(run, bus, sim, t_wall)
     run.robot_speech = [(s.robot, s.start, s.end) for s in run.truth.robot_speech]
-    bus.close()
     return run
 
 
@@ -447,14 +458,7 @@ def score_library_run(run: HearingRun, name: str = '') -> dict:
             if published:
                 latencies.append(published[-1] - u.end)
     # Speaker attribution as the eval scores it: voice ids resolved through published aliases.
-    alias = {v.voice_id: v.alias_of for v in run.identities if v.alias_of and v.alias_of != v.voice_id}
-
-    def resolve(v):
-        seen = set()
-        while v in alias and v not in seen:
-            seen.add(v)
-            v = alias[v]
-        return v
+    resolve = _alias_resolver(run.identities)
     finals_all = [f for r in run.stages for f in run.finals(r)]
     record = SimpleNamespace(utterances=utts, system_utterances=[
         SimpleNamespace(voice_id=resolve(f.voice_id), start=f.start, end=f.end) for f in finals_all])

@@ -1,4 +1,4 @@
-"""Helpers shared by the seeing tests."""
+"""Robots, the faces they see and the talkers they hear, built from known geometry (seeing and fusing tests)."""
 from voice_robot.config.robots import RobotSpec
 
 
@@ -44,3 +44,15 @@ def observe_face(robot, face_map, look_at_map, face_id='f1', rng=None, head_nois
     return m.FaceObservation(face_id=face_id, bearing=bearing, distance=distance, elevation=elevation,
                              head_yaw=math.remainder(yaw_base, 2 * math.pi), head_pitch=pitch,
                              gaze_direction=gaze, mouth_open=mouth_open, confidence=0.9)
+
+
+def utterance(robot, source_map, utt_id, start, end, voice_id='', final=True, azimuth_noise_deg=0.0, rng=None):
+    """An Utterance as ``robot``'s hearing reports a talker at ``source_map`` (direction from its array)."""
+    import math
+
+    from voice_robot import messages as m
+    az = robot.bearing_to(source_map)
+    if rng is not None:
+        az += rng.normal(0.0, math.radians(azimuth_noise_deg))
+    return m.Utterance(utterance_id=utt_id, robot=robot.name, start=start, end=end, voice_id=voice_id,
+                       azimuth=az, azimuth_std=math.radians(4.0), is_final=final, confidence=0.9, stamp=end)
