@@ -45,6 +45,16 @@ def test_thinking_aloud_and_backchannels():
     assert text_cues('Sorry, stop. What time is it?', NAMES).backchannel_like == 0.0
 
 
+@pytest.mark.parametrize('text, interrupting', [
+    ('Wait, wait.', 1.0), ('Sorry to cut in', 1.0), ('Excuse me', 1.0), ('Hold on', 1.0),
+    ('What time is it', 1.0), ('Bruno, one thing', 1.0), ('One moment, please.', 1.0),
+    # What a garbled "mm-hmm" over the robot's own voice comes out as: not an interruption by itself.
+    ('Seven and then.', 0.0), ("That's lovely.", 0.0), ('Another.', 0.0), ('Mm-hmm.', 0.0),
+])
+def test_interruption_openers(text, interrupting):
+    assert text_cues(text, NAMES).interrupting == interrupting
+
+
 def test_names_sound_alike_but_unrelated_words_do_not():
     assert name_similarity('bruneau', 'bruno') >= 0.8
     assert name_similarity('data', 'ada') == 0.0

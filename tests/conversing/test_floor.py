@@ -158,6 +158,35 @@ def test_interruption_stops_the_robot_quickly():
     assert cancel[0] - 3.0 <= 0.25
 
 
+def test_garbled_words_over_our_voice_do_not_override_a_backchannel_estimate():
+    bus, _, _, _, commands = setup()
+    speak(bus, 1.0)
+    onset(bus, 'ada/9', 3.0, 0.05, 0.0)
+    onset(bus, 'ada/9', 3.0, 0.18, 0.8)
+    onset(bus, 'ada/9', 3.0, 0.3, 0.7, text='Seven and then.')
+    onset(bus, 'ada/9', 3.0, 0.45, 0.7, final=True, text='Seven and then.')
+    bus.run_until(4.0)
+    assert m.SpeechAction.CANCEL not in actions(commands)
+    # ... while words that open an interruption stop it at once, whatever the acoustics said.
+    bus, _, _, _, commands = setup()
+    speak(bus, 1.0)
+    onset(bus, 'ada/9', 3.0, 0.18, 0.8)
+    onset(bus, 'ada/9', 3.0, 0.3, 0.7, text='Sorry, wait')
+    bus.run_until(3.4)
+    assert m.SpeechAction.CANCEL in actions(commands)
+
+
+def test_a_late_partial_of_speech_before_ours_is_no_barge_in():
+    bus, floors, _, _, commands = setup()
+    speak(bus, 3.0)
+    # Hearing lags: a partial of an utterance that ended before we began arrives while we speak.
+    bus.publish('/ada/hearing/utterances', m.Utterance('ada/9', 'ada', 0.5, 2.9, transcript='Ada, what time is it?'),
+                at=3.1)
+    bus.run_until(3.5)
+    assert actions(commands) == []
+    assert floors['ada'].stats['barge-in ignored (ended before our speech)'] == 1
+
+
 def test_backchannel_keeps_the_robot_talking():
     bus, _, _, _, commands = setup()
     speak(bus, 1.0)
@@ -171,15 +200,18 @@ def test_backchannel_keeps_the_robot_talking():
 
 def test_a_cough_lets_the_robot_resume():
     bus, _, _, _, commands = setup()
+    # The act's text came in two parts; the state says only what was played before the cough.
+    bus.publish('/ada/speech/command', m.SpeechCommand(m.SpeechAction.SAY, 's1', 'Once upon a time. The sea'), at=0.9)
+    bus.publish('/ada/speech/command', m.SpeechCommand(m.SpeechAction.APPEND, 's1', 'was calm. The end.'), at=0.95)
     speak(bus, 1.0)
     onset(bus, 'ada/9', 3.0, 0.18, 0.05)
     bus.run_until(3.25)
-    bus.publish('/ada/speech/state', m.SpeechState('ada', False, 's1', text='Once upon a time. The sea was calm.',
+    bus.publish('/ada/speech/state', m.SpeechState('ada', False, 's1', text='Once upon a time. The sea was',
                                                     progress=0.6, cancelled=True, stamp=3.22), at=3.22)
     onset(bus, 'ada/9', 3.0, 0.35, 0.1, final=True, text='')
     bus.run_until(4.0)
-    says = [c for _, r, c in commands if c.action == m.SpeechAction.SAY]
-    assert says and says[0].text == 'The sea was calm.'
+    says = [c for _, r, c in commands if c.action == m.SpeechAction.SAY and c.speech_id.endswith('resumed')]
+    assert says and says[0].text == 'The sea was calm. The end.'
 
 
 def test_nobody_takes_the_floor_while_a_person_is_still_talking():

@@ -161,6 +161,32 @@ def test_its_own_voice_is_cancelled_and_never_heard_as_a_person(hearing_models):
     assert stage.stats['blocks echo-dominated'] > 0
 
 
+def test_a_stretch_that_follows_its_own_played_voice_is_its_own_voice(hearing_models):
+    """The canceller's residue keeps the envelope of what the robot plays; a person over it does not."""
+    from voice_robot.hearing.segmenter import TalkerStream
+    ada = scenes.make_robot(name='ada', position=(3.0, 2.5))
+    stage = HearingStage(ada, [], HearingConfig(), models=hearing_models)
+    story = tts('espeak:en+m3', 'Once upon a time a little boat sailed across the sea.')
+    person = tts('flite:awb', 'Sorry, wait, what time is it, please?')
+    stage.reference.push(1.0, story)
+    hop = stage.hop
+
+    def beam_hearing(signal, delay_s):
+        stream = TalkerStream(1, stage.nfft, stage.models.vad.stream(), None, SR, 10.0)
+        rng = np.random.default_rng(0)
+        x = np.zeros(int(SR * (1.0 + delay_s)) + story.size, np.float32)
+        x[int(SR * (1.0 + delay_s)):][:signal.size] = 0.05 * signal[:x.size - int(SR * (1.0 + delay_s))]
+        x += 1e-4 * rng.standard_normal(x.size).astype(np.float32)
+        for i in range(x.size // hop):
+            stream.trail.push(i * hop / SR, float(np.mean(x[i * hop:(i + 1) * hop] ** 2)))
+        return stream
+
+    end = 1.0 + story.size / SR
+    assert stage._own_voice(beam_hearing(story, 0.05), 1.2, end)         # residue, 50 ms late
+    assert not stage._own_voice(beam_hearing(person, 0.05), 1.2, end)    # a person talking meanwhile
+    assert not stage._own_voice(beam_hearing(story, 0.05), end + 1.0, end + 2.0)   # not speaking then
+
+
 def test_construction_refuses_what_the_models_cannot_take(hearing_models):
     with pytest.raises(ValueError, match='16 kHz'):
         HearingStage(scenes.make_robot(), [], HearingConfig(sample_rate=48000), models=hearing_models)

@@ -48,6 +48,9 @@ REQUEST = re.compile(r"^(please |can |could |would |will |do |does |did |is |are
 THIRD_PERSON_PRONOUN = re.compile(r"\b(ask (him|her|it|them)|(he|she|it)('s| is| was| got| has| said| knows))\b")
 HESITATION_START = re.compile(r'^(hmm+|hm+|um+|uh+|er+|ah+|oh+|well)\b')
 FIRST_PERSON_MUSING = re.compile(r'\b(where did i|did i|i wonder|where is my|where are my|i forgot)\b')
+# How people open an interruption of someone talking: words a garbled partial rarely invents.
+INTERRUPTION_START = re.compile(r"^(wait|stop|sorry|excuse me|hold on|hang on|pardon|no\b|actually|one moment|"
+                                r"one sec|just a (moment|second|minute)|hey|enough|listen|quiet)")
 BACKCHANNEL_WORDS = {'mm', 'mmhmm', 'mm-hmm', 'mhm', 'uh-huh', 'uhhuh', 'yeah', 'yes', 'right', 'ok', 'okay',
                      'sure', 'i see', 'hmm', 'yep', 'uh huh', 'mm hmm', 'got it', 'aha', 'ah'}
 
@@ -69,6 +72,7 @@ class TextCues:
     musing: float              # thinking aloud: hesitation + first-person musing
     words: int
     backchannel_like: float    # the whole text is a listener response
+    interrupting: float = 0.0  # opens like an interruption, asks something, or calls a robot by name
 
 
 TOKEN = re.compile(r"[a-z]+(?:['-][a-z]+)*|[,.?!;:]")
@@ -182,6 +186,8 @@ def text_cues(text: str, names: dict[str, list[str]]) -> TextCues:
         musing += 0.5
     bc_text = lowered.replace('-', ' ').strip()
     backchannel_like = 1.0 if (bc_text in BACKCHANNEL_WORDS or lowered in BACKCHANNEL_WORDS) else 0.0
+    interrupting = 1.0 if (request or any(INTERRUPTION_START.search(c) for c in clauses)
+                           or any(nc.vocative >= 0.5 for nc in cues.values())) else 0.0
     return TextCues(names=cues, group=group, second_person=second, request=request,
                     third_person_pronoun=pronoun, musing=min(musing, 1.0), words=len(words),
-                    backchannel_like=backchannel_like)
+                    backchannel_like=backchannel_like, interrupting=interrupting)

@@ -13,9 +13,10 @@ Protocol (docs/floor-control.md), on the shared topic /conversation/floor; no co
 4. Two GRANTs racing each other: the later one (ties: larger name) yields and queues its turn.
 
 Barge-in (the speaking robot decides): human speech onset while speaking ducks the voice at once; about
-0.18 s in, hearing's early backchannel probability, the speaker's gaze and side-talk context decide
-stop or keep; a backchannel ("mm-hmm") keeps the floor, a real interruption stops the robot within one
-audio chunk. If the "interruption" turns out to be no words at all (a cough), the robot resumes.
+0.18 s in, hearing's early backchannel probability decides stop or keep; the first words decide when
+they open like an interruption ("wait", "sorry", a question, our name); speech still going on at
+give_up_after_s stops the robot unless its words are a listener response. A backchannel ("mm-hmm")
+keeps the floor, a real interruption stops the robot within one audio chunk. If the "interruption" turns out to be no words at all (a cough), the robot resumes.
 """
 from __future__ import annotations
 
@@ -97,6 +98,7 @@ class FloorStage(Stage):
         self.seq = itertools.count(1)
         self.interruption: Interruption | None = None
         self.resume: m.SpeechState | None = None
+        self.act_text: tuple[str, str] = ('', '')   # (speech id, whole text) of the latest act, to resume it
         self.last_renew = -1e9
         # Human speech this robot hears right now (partials without their final): nobody takes the
         # floor while a person is still talking.
@@ -108,6 +110,7 @@ class FloorStage(Stage):
             '/conversation/floor': self.on_floor,
             '/conversation/turns': self.on_turn,
             'speech/state': self.on_speech_state,
+            'speech/command': self.on_speech_command,
             'hearing/utterances': self.on_utterance,
         }
 
@@ -278,6 +281,13 @@ class FloorStage(Stage):
             # The cancelled state carries how far the act got; the earlier one its text if this lacks it.
             self.resume = state if state.text else prev
 
+    def on_speech_command(self, cmd: m.SpeechCommand) -> None:
+        # Speech state carries only the words played so far: a resumed act needs the rest as well.
+        if cmd.action == m.SpeechAction.SAY:
+            self.act_text = (cmd.speech_id, cmd.text)
+        elif cmd.action == m.SpeechAction.APPEND and cmd.speech_id == self.act_text[0]:
+            self.act_text = (cmd.speech_id, f'{self.act_text[1]} {cmd.text}'.strip())
+
     def on_turn(self, turn: m.DialogueTurn) -> None:
         # The dialogue publishes our turn when the reply has been spoken: the floor is free again.
         if turn.speaker == self.robot and self.my_grant is not None and self.interruption is None:
@@ -297,6 +307,10 @@ class FloorStage(Stage):
         if intr is None:
             if not speaking or u.is_final:
                 return
+            if u.end < self.speech.started:
+                # A late partial of speech that ended before we began: nobody is talking over us.
+                self.stats['barge-in ignored (ended before our speech)'] += 1
+                return
             self.interruption = intr = Interruption(u.utterance_id, u.start, speech=self.speech)
             self.publish('speech/command', m.SpeechCommand(m.SpeechAction.DUCK, self.speech.speech_id, stamp=now))
             self.stats['barge-in onsets'] += 1
@@ -311,9 +325,10 @@ class FloorStage(Stage):
         backchannel = max(u.backchannel_probability, words.backchannel_like)
         if not intr.decided and (heard >= self.barge.decide_after_s or u.is_final):
             p_stop = 1.0 - backchannel
-            if words.words and not words.backchannel_like:
-                # Words that are not a listener response ("wait", "sorry", a question): an interruption.
-                p_stop = max(p_stop, 0.85 if words.words < 3 else 0.95)
+            if words.interrupting:
+                # "Wait", "sorry", a question, our name: an interruption. Other words over our voice may
+                # be the residue of it garbling a "mm-hmm": they wait for acoustics or more speech.
+                p_stop = max(p_stop, 0.95)
             # A sequential test: stop early only when sure, later on the even odds.
             early = heard < self.barge.decide_after_s + EARLY_WINDOW_S and not u.is_final
             threshold = self.barge.early_stop_threshold if early else self.barge.stop_threshold
@@ -349,8 +364,10 @@ class FloorStage(Stage):
             self._release()
 
     def _resume_speech(self, state: m.SpeechState, now: float) -> None:
-        text = state.text
-        cut = int(len(text) * max(0.0, min(state.progress, 1.0)))
+        """Say the act again from the start of the sentence it was cut in."""
+        text = self.act_text[1] if self.act_text[0] == state.speech_id else state.text
+        said = len(state.text.split())
+        cut = sum(len(w) + 1 for w in text.split()[:said])
         starts = [i + 1 for i, ch in enumerate(text[:cut]) if ch in '.!?']
         rest = text[(starts[-1] if starts else 0):].strip()
         if not rest:

@@ -61,6 +61,9 @@ class EchoConfig(Section):
     # (its speech/audio) this closely, is the peer's voice wherever the array places it.
     peer_envelope_correlation: float = Field(0.55, ge=0, le=1)
     peer_unexplained_share: float = Field(0.15, ge=0, le=1)   # ... and is loud this rarely while the peer is quiet
+    # A segment heard while this robot speaks whose envelope follows its own played audio this closely is
+    # the canceller's residue, even where the per-bin detector saw a person.
+    own_envelope_correlation: float = Field(0.8, ge=0, le=1)
 
 
 class VadConfig(Section):

@@ -125,6 +125,7 @@ class Segment:
     human_blocks: int = 0                      # consecutive blocks that look human during a robot segment
     foreign_since: float | None = None         # DOA has placed the sound elsewhere since then
     published: bool = False
+    published_end: float = 0.0                 # audio time the last partial covered
     speech_probability_sum: float = 0.0
     speech_chunks: int = 0
     speculative_end: float | None = None       # the silence start a speculative final was decoded for

@@ -53,6 +53,7 @@ from voice_robot.hearing.tracking import SourceTracker, Track
 from voice_robot.hearing.vad import CHUNK, Vad, make_vad
 from voice_robot.pipeline import Stage
 
+BARGE_IN_PROGRESS_S = 0.1    # partials at least this often while someone talks over the robot
 EARLY_BACKCHANNEL_S = turn_cues.EARLY_WINDOWS_S     # acoustic backchannel estimates published at these ages
 MAX_PARTIAL_LAG_S = 0.3
 YOUNG_SEGMENT_S = 0.3          # an utterance this young may still move to the track that hears it
@@ -596,6 +597,11 @@ class HearingStage(Stage):
             and float(np.max(np.abs(self.reference.get(t - tail - 0.2, int((tail + 0.2) * self.sample_rate))),
                              initial=0.0)) > 1e-4
 
+    def _first_near_end_hop(self, t: float) -> float:
+        """Stamp of the first hop since t with near-end (person) evidence, or t when there is none."""
+        thr = self.config.echo.near_end_share
+        return next((s for s, share in self._near_hops if s >= t and share >= thr), t)
+
     def _near_end_since(self, t: float) -> bool:
         """Did enough hops since t carry near-end (person) evidence over the robot's own voice?"""
         if not self.echo.adapted:
@@ -651,23 +657,39 @@ class HearingStage(Stage):
     def _peer_follow(self, stream: TalkerStream, start: float, end: float) -> dict[str, tuple[float, float]]:
         """Per peer playing meanwhile: (envelope correlation of the beam with its played audio, share of
         the beam's loud hops when the peer had been quiet for PEER_LAG_HOPS: someone else's sound)."""
-        stamps, levels = stream.trail.window(start, end)
         out = {}
-        if stamps.size < 8:
-            return out
-        lag = PEER_LAG_HOPS
-        loud = levels > levels.max() - 15.0
         for name, buf in self.peer_audio.items():
             if buf.last_active < start or not self._peer_speaking(name, end):
                 continue
-            ref = self.reference_envelope(buf, stamps, lag)
-            if ref.size == 0 or float(np.mean(ref[lag:] > ref.max() - 30)) < 0.3:
-                continue           # the peer was mostly silent meanwhile: nothing to follow
-            recent = np.lib.stride_tricks.sliding_window_view(ref, lag + 1).max(axis=1)
-            quiet = recent < ref.max() - 30.0
-            unexplained = float(np.sum(loud & quiet)) / max(1, int(loud.sum()))
-            out[name] = (envelope_correlation(levels, ref, range(lag + 1)), unexplained)
+            follow = self._follow(stream, start, end, buf)
+            if follow is not None:
+                out[name] = follow
         return out
+
+    def _own_voice(self, stream: TalkerStream, start: float, end: float) -> bool:
+        """Does this stretch of the beam follow what we play ourselves (residue the canceller left)?
+
+        The canceller's residue keeps the envelope of our voice; a person talking over us does not."""
+        if not self._own_speaking(end):
+            return False
+        follow = self._follow(stream, start, end, self.reference)
+        return follow is not None and follow[0] >= self.config.echo.own_envelope_correlation \
+            and follow[1] <= self.config.echo.peer_unexplained_share
+
+    def _follow(self, stream: TalkerStream, start: float, end: float,
+                buf: ReferenceBuffer) -> tuple[float, float] | None:
+        stamps, levels = stream.trail.window(start, end)
+        if stamps.size < 8:
+            return None
+        lag = PEER_LAG_HOPS
+        ref = self.reference_envelope(buf, stamps, lag)
+        if ref.size == 0 or float(np.mean(ref[lag:] > ref.max() - 30)) < 0.3:
+            return None            # mostly silent meanwhile: nothing to follow
+        loud = levels > levels.max() - 15.0
+        recent = np.lib.stride_tricks.sliding_window_view(ref, lag + 1).max(axis=1)
+        quiet = recent < ref.max() - 30.0
+        unexplained = float(np.sum(loud & quiet)) / max(1, int(loud.sum()))
+        return envelope_correlation(levels, ref, range(lag + 1)), unexplained
 
     def _check_robot_segment(self, stream: TalkerStream, track: Track, t: float, echo_dominated: bool,
                              supported: set[int]) -> None:
@@ -689,14 +711,22 @@ class HearingStage(Stage):
     def _open_segment(self, stream: TalkerStream, track: Track | None, start: float) -> None:
         if stream.segment is not None:
             return
+        own_speaking = self._own_speaking(start)
+        if own_speaking:
+            # A replayed onset over our own voice starts with its residue: the person starts where the
+            # near-end evidence does (the barge-in decision weighs what they said, not our echo).
+            start = max(start, self._first_near_end_hop(start - 0.05) - 0.05)
         self._utterance_count += 1
         seg = Segment(f'{self.robot}/{self._utterance_count}', stream.track_id, start)
         if track is not None:
             seg.azimuths.append(track.azimuth)
             seg.weights.append(max(track.strength, 0.1))
             seg.robot_name = track.robot_name or self._robot_for_direction(track.azimuth, start)
-        if not seg.robot_name and self._own_speaking(start) and not self._near_end_since(start - 0.05):
-            # While the robot talks, a person must stand out from its residue since the onset.
+        if not seg.robot_name and own_speaking and (
+                not self._near_end_since(start - 0.05)
+                or (stream.latest - start >= EARLY_BACKCHANNEL_S[0] and self._own_voice(stream, start, stream.latest))):
+            # While the robot talks, a person must stand out from its residue since the onset, and what
+            # was heard so far must not simply follow the robot's own voice.
             seg.robot_name = self.robot
         seg.asr_interval = self.config.asr.partial_interval_s
         seg.next_asr_at = start + max(self.config.asr.min_partial_audio_s, self.config.asr.partial_interval_s)
@@ -706,23 +736,51 @@ class HearingStage(Stage):
             self.stats[f'robot speech suppressed: {seg.robot_name}'] += 1
             return
         self.stats['utterances opened'] += 1
+        if stream.latest - start >= EARLY_BACKCHANNEL_S[0]:
+            # Opened late (a cautious onset over the robot's voice): the barge-in decision on this very
+            # partial needs the acoustic estimate, not a blank that reads as "surely not a backchannel".
+            self._estimate_backchannel_early(stream, seg)
         self._publish_utterance(stream, seg, end=stream.latest, final=False)
+
+    def _withdraw_as_robot(self, stream: TalkerStream, seg: Segment, t: float, robot: str) -> None:
+        """A published segment turned out to be a robot's voice: a final with no words takes it back."""
+        self._publish_final(stream, seg, t, text='', confidence=0.0, voice_id='', eot=0.0, bc=0.0)
+        seg.robot_name = robot
+        self.stats['robot speech suppressed'] += 1
+        self.stats[f'robot speech suppressed: {robot}'] += 1
+
+    def _estimate_backchannel_early(self, stream: TalkerStream, seg: Segment) -> None:
+        window = EARLY_BACKCHANNEL_S[seg.early_count]
+        seg.early_count += 1
+        seg.early_done = True
+        t0 = time.perf_counter()
+        audio = stream.audio(seg.start - 0.02, seg.start + window)
+        seg.backchannel_early = turn_cues.backchannel_probability_early(audio, self.sample_rate, window)
+        self.compute['turn cues'] += time.perf_counter() - t0
 
     def _segment_progress(self, stream: TalkerStream, t: float) -> None:
         seg = stream.segment
         if seg.robot_name:
             return
+        published = seg.partials
+        self._segment_update(stream, seg, t)
+        if seg.partials == published and not seg.robot_name and stream.segment is seg \
+                and stream.endpointer.silence == 0 and t - seg.published_end >= BARGE_IN_PROGRESS_S \
+                and self._own_speaking(t):
+            # Someone talks over this robot: floor control gives up waiting for words after a while of
+            # speech, so it must hear that the speech goes on even between decodes.
+            self._publish_utterance(stream, seg, end=t, final=False)
+
+    def _segment_update(self, stream: TalkerStream, seg: Segment, t: float) -> None:
         cfg = self.config
         if seg.early_count < len(EARLY_BACKCHANNEL_S) and t - seg.start >= EARLY_BACKCHANNEL_S[seg.early_count]:
+            if self._own_voice(stream, seg.start, t):
+                # Our own voice after all: take it back before floor control stops us for it.
+                self.stats['robot speech suppressed early (follows own audio)'] += 1
+                return self._withdraw_as_robot(stream, seg, t, self.robot)
             # A barge-in decision cannot wait for words: publish acoustic backchannel estimates on the
             # first audio, then again on a little more.
-            window = EARLY_BACKCHANNEL_S[seg.early_count]
-            seg.early_count += 1
-            seg.early_done = True
-            t0 = time.perf_counter()
-            audio = stream.audio(seg.start - 0.02, seg.start + window)
-            seg.backchannel_early = turn_cues.backchannel_probability_early(audio, self.sample_rate, window)
-            self.compute['turn cues'] += time.perf_counter() - t0
+            self._estimate_backchannel_early(stream, seg)
             if seg.early_count == len(EARLY_BACKCHANNEL_S) and cfg.asr.barge_in_words and cfg.asr.backend != 'none' \
                     and self._own_speaking(seg.start) and self.now() - t <= MAX_PARTIAL_LAG_S:
                 # Someone talks over this robot: whether to stop hangs on "sorry" / "wait" versus
@@ -744,11 +802,7 @@ class HearingStage(Stage):
                 self.stats['robot speech suppressed early (follows peer audio)'] += 1
                 az, _ = self._azimuth(seg)
                 self._learn_peer_direction(peer, az)
-                self._publish_final(stream, seg, t, text='', confidence=0.0, voice_id='', eot=0.0, bc=0.0)
-                seg.robot_name = peer
-                self.stats['robot speech suppressed'] += 1
-                self.stats[f'robot speech suppressed: {peer}'] += 1
-                return
+                return self._withdraw_as_robot(stream, seg, t, peer)
         if t >= seg.next_asr_at and cfg.asr.backend != 'none':
             # Each partial re-decodes the utterance so far: space them out as it grows.
             seg.asr_interval *= cfg.asr.partial_growth
@@ -835,6 +889,9 @@ class HearingStage(Stage):
             az, _ = self._azimuth(seg)
             self._learn_peer_direction(peer, az)
             robot_voice, voice_id = peer, ''
+        elif self._own_voice(stream, seg.start, end):
+            self.stats['robot speech suppressed late (follows own audio)'] += 1
+            robot_voice, voice_id = self.robot, ''
         else:
             voice_id, robot_voice = self._identify(stream, seg, speech, end)
         if robot_voice:
@@ -980,6 +1037,7 @@ class HearingStage(Stage):
         az, std = self._azimuth(seg)
         seg.partials += 1
         seg.published = True
+        seg.published_end = end
         eot = turn_cues.end_of_turn_probability(seg.transcript, names=self.name_matcher.names) \
             if seg.transcript else 0.0
         if seg.early_done:
