@@ -182,9 +182,9 @@ def test_a_stretch_that_follows_its_own_played_voice_is_its_own_voice(hearing_mo
         return stream
 
     end = 1.0 + story.size / SR
-    assert stage._own_voice(beam_hearing(story, 0.05), 1.2, end)         # residue, 50 ms late
-    assert not stage._own_voice(beam_hearing(person, 0.05), 1.2, end)    # a person talking meanwhile
-    assert not stage._own_voice(beam_hearing(story, 0.05), end + 1.0, end + 2.0)   # not speaking then
+    assert stage._own_voice(beam_hearing(story, 0.02), 1.2, end)         # residue, 20 ms late
+    assert not stage._own_voice(beam_hearing(person, 0.02), 1.2, end)    # a person talking meanwhile
+    assert not stage._own_voice(beam_hearing(story, 0.02), end + 1.0, end + 2.0)   # not speaking then
 
 
 def test_construction_refuses_what_the_models_cannot_take(hearing_models):

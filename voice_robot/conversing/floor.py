@@ -33,6 +33,7 @@ from voice_robot.conversing.turn import withdrawn
 from voice_robot.pipeline import Stage
 
 FloorKind = m.FloorKind
+LONGER_THAN_BACKCHANNEL = 2.0   # a finished utterance this many give_up_after_s long was no "mm-hmm"
 EARLY_WINDOW_S = 0.1       # decisions within this of decide_after_s use the stricter early threshold
 OPEN_SPEECH_STALE_S = 1.0   # a partial not updated for this long is no longer someone talking
 IDLE_RELEASE_S = 10.0    # longer than the dialogue's LLM timeout: a slow reply after a filler keeps the floor
@@ -332,9 +333,12 @@ class FloorStage(Stage):
             # A sequential test: stop early only when sure, later on the even odds.
             early = heard < self.barge.decide_after_s + EARLY_WINDOW_S and not u.is_final
             threshold = self.barge.early_stop_threshold if early else self.barge.stop_threshold
+            # Speech still going on after give_up_after_s is talking over us; once it has ended (the
+            # final), only an utterance clearly longer than a listener response is.
+            long_enough = heard >= self.barge.give_up_after_s * (LONGER_THAN_BACKCHANNEL if u.is_final else 1.0)
             if p_stop >= threshold:
                 self._stop_for(intr, now)
-            elif heard >= self.barge.give_up_after_s and not words.backchannel_like:
+            elif long_enough and not words.backchannel_like:
                 self._stop_for(intr, now)
             elif u.is_final or heard >= self.barge.give_up_after_s:
                 intr.decided = True

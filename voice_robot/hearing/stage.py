@@ -53,6 +53,8 @@ from voice_robot.hearing.tracking import SourceTracker, Track
 from voice_robot.hearing.vad import CHUNK, Vad, make_vad
 from voice_robot.pipeline import Stage
 
+OWN_VOICE_MIN_S = 0.4       # envelopes shorter than this correlate by chance (a "wait" with our voice)
+OWN_LAG_HOPS = 2
 BARGE_IN_PROGRESS_S = 0.1    # partials at least this often while someone talks over the robot
 EARLY_BACKCHANNEL_S = turn_cues.EARLY_WINDOWS_S     # acoustic backchannel estimates published at these ages
 MAX_PARTIAL_LAG_S = 0.3
@@ -670,18 +672,19 @@ class HearingStage(Stage):
         """Does this stretch of the beam follow what we play ourselves (residue the canceller left)?
 
         The canceller's residue keeps the envelope of our voice; a person talking over us does not."""
-        if not self._own_speaking(end):
+        if end - start < OWN_VOICE_MIN_S or not self._own_speaking(end):
             return False
-        follow = self._follow(stream, start, end, self.reference)
+        # Our loudspeaker is on the array: its voice arrives within a hop, not after a room crossing.
+        follow = self._follow(stream, start, end, self.reference, max_lag_hops=OWN_LAG_HOPS)
         return follow is not None and follow[0] >= self.config.echo.own_envelope_correlation \
             and follow[1] <= self.config.echo.peer_unexplained_share
 
-    def _follow(self, stream: TalkerStream, start: float, end: float,
-                buf: ReferenceBuffer) -> tuple[float, float] | None:
+    def _follow(self, stream: TalkerStream, start: float, end: float, buf: ReferenceBuffer,
+                max_lag_hops: int = PEER_LAG_HOPS) -> tuple[float, float] | None:
         stamps, levels = stream.trail.window(start, end)
         if stamps.size < 8:
             return None
-        lag = PEER_LAG_HOPS
+        lag = max_lag_hops
         ref = self.reference_envelope(buf, stamps, lag)
         if ref.size == 0 or float(np.mean(ref[lag:] > ref.max() - 30)) < 0.3:
             return None            # mostly silent meanwhile: nothing to follow
@@ -765,11 +768,20 @@ class HearingStage(Stage):
         published = seg.partials
         self._segment_update(stream, seg, t)
         if seg.partials == published and not seg.robot_name and stream.segment is seg \
-                and stream.endpointer.silence == 0 and t - seg.published_end >= BARGE_IN_PROGRESS_S \
-                and self._own_speaking(t):
+                and stream.endpointer.silence == 0 and self._own_speaking(t) \
+                and self._heard_over_own_voice_until(seg, t) - seg.published_end >= BARGE_IN_PROGRESS_S:
             # Someone talks over this robot: floor control gives up waiting for words after a while of
             # speech, so it must hear that the speech goes on even between decodes.
             self._publish_utterance(stream, seg, end=t, final=False)
+
+    def _heard_over_own_voice_until(self, seg: Segment, t: float) -> float:
+        """While we talk, a person's speech goes on only as long as it stands out from our residue
+        (which keeps the VAD busy after a "mm-hmm" has ended): the last such hop, or t."""
+        if not self.echo.adapted or not self._own_speaking(t):
+            return t
+        thr = self.config.echo.near_end_share
+        last = max((s for s, share in self._near_hops if seg.start - 0.05 <= s <= t and share >= thr), default=None)
+        return t if last is None else max(seg.start, min(t, last + self.hop_s))
 
     def _segment_update(self, stream: TalkerStream, seg: Segment, t: float) -> None:
         cfg = self.config
@@ -787,9 +799,9 @@ class HearingStage(Stage):
                 # "mm-hmm" / "yeah", which the first word tells far better than acoustics. One early
                 # decode per barge-in (rare), before the regular partials.
                 pad = cfg.vad.pad_ms / 1000.0
-                text, _ = self._transcribe(stream.audio(seg.start - pad, t))
+                text, confidence = self._transcribe(stream.audio(seg.start - pad, t))
                 self.stats['asr barge-in decodes'] += 1
-                if text:
+                if self._trust_words(text, confidence, t):
                     seg.transcript = text
                 seg.next_asr_at = max(seg.next_asr_at, t + seg.asr_interval)
             self._publish_utterance(stream, seg, end=t, final=False)
@@ -821,9 +833,17 @@ class HearingStage(Stage):
                 return
             self.stats['asr partial decodes'] += 1
             self.compute['asr'] += time.perf_counter() - t0
-            if result.text:
+            if self._trust_words(result.text, result.confidence, t):
                 seg.transcript, _ = self.name_matcher.correct(result.text)
                 self._publish_utterance(stream, seg, end=t, final=False)
+
+    def _trust_words(self, text: str, confidence: float, t: float) -> bool:
+        if not text:
+            return False
+        if confidence < self.config.asr.over_own_voice_min_confidence and self._own_speaking(t):
+            self.stats['asr words doubted (over own voice)'] += 1
+            return False
+        return True
 
     def _transcribe(self, audio: np.ndarray) -> tuple[str, float]:
         """Final-quality transcript (names corrected) and confidence; ('', 0) when ASR fails or is off."""
@@ -905,6 +925,10 @@ class HearingStage(Stage):
             self.stats['asr speculative finals used'] += 1
         else:
             text, confidence = self._transcribe(audio)
+        if text and not self._trust_words(text, confidence, end):
+            # Garbled residue of our own voice: what was said is unknown (a "mm-hmm", most likely),
+            # and words nobody said must not become a turn to answer.
+            text = ''
         t1 = time.perf_counter()
         eot = turn_cues.end_of_turn_probability(text, speech, self.sample_rate, names=self.name_matcher.names)
         bc = turn_cues.backchannel_probability(text, duration, early=seg.backchannel_early if seg.early_done else None,
@@ -1035,6 +1059,7 @@ class HearingStage(Stage):
 
     def _publish_utterance(self, stream: TalkerStream, seg: Segment, end: float, final: bool) -> None:
         az, std = self._azimuth(seg)
+        end = self._heard_over_own_voice_until(seg, end)
         seg.partials += 1
         seg.published = True
         seg.published_end = end
