@@ -176,6 +176,22 @@ def test_garbled_words_over_our_voice_do_not_override_a_backchannel_estimate():
     assert m.SpeechAction.CANCEL in actions(commands)
 
 
+def test_speech_that_goes_on_stops_the_robot_but_a_short_finished_one_does_not():
+    bus, _, _, _, commands = setup()
+    speak(bus, 1.0)
+    for heard in (0.05, 0.18, 0.3, 0.45, 0.62):     # no words yet, acoustics undecided, still talking
+        onset(bus, 'ada/9', 3.0, heard, 0.5)
+    bus.run_until(3.7)
+    assert m.SpeechAction.CANCEL in actions(commands)
+    bus, _, _, _, commands = setup()
+    speak(bus, 1.0)
+    onset(bus, 'ada/9', 3.0, 0.18, 0.5)
+    # Over, 0.75 s with the VAD's tail, and what ASR made of it is no interruption.
+    onset(bus, 'ada/9', 3.0, 0.75, 0.5, final=True, text='That is lovely.')
+    bus.run_until(4.0)
+    assert m.SpeechAction.CANCEL not in actions(commands)
+
+
 def test_a_late_partial_of_speech_before_ours_is_no_barge_in():
     bus, floors, _, _, commands = setup()
     speak(bus, 3.0)

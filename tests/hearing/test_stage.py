@@ -187,6 +187,18 @@ def test_a_stretch_that_follows_its_own_played_voice_is_its_own_voice(hearing_mo
     assert not stage._own_voice(beam_hearing(story, 0.02), end + 1.0, end + 2.0)   # not speaking then
 
 
+def test_doubtful_words_over_its_own_voice_are_dropped_but_not_elsewhere(hearing_models):
+    ada = scenes.make_robot(name='ada', position=(3.0, 2.5))
+    stage = HearingStage(ada, [], HearingConfig(), models=hearing_models)
+    story = tts('espeak:en+m3', 'Once upon a time a little boat sailed across the sea.')
+    stage.reference.push(1.0, story)
+    talking = 1.0 + 0.5 * story.size / SR
+    assert not stage._trust_words('You know?', 0.3, talking)        # residue garbling a "mm-hmm"
+    assert stage._trust_words('Wait.', 0.6, talking)                 # a clear word over our voice
+    assert stage._trust_words('You know?', 0.3, talking + 10.0)      # nobody's voice to garble it
+    assert stage.stats['asr words doubted (over own voice)'] == 1
+
+
 def test_construction_refuses_what_the_models_cannot_take(hearing_models):
     with pytest.raises(ValueError, match='16 kHz'):
         HearingStage(scenes.make_robot(), [], HearingConfig(sample_rate=48000), models=hearing_models)

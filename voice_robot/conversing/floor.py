@@ -357,8 +357,9 @@ class FloorStage(Stage):
             self.stats['barge-in kept (backchannel)'] += 1
             self.publish('speech/command', m.SpeechCommand(m.SpeechAction.UNDUCK, stamp=now))
             return
-        if words.words == 0 and self.resume is not None:
-            # No words at all: a cough or a noise. Pick up where we were.
+        if words.words == 0 and self.resume is not None and not self._someone_talking(now):
+            # No words at all: a cough or a noise. Pick up where we were (unless someone has started
+            # talking meanwhile: then the floor is theirs).
             self.stats['false interruptions resumed'] += 1
             self._resume_speech(self.resume, now)
             self.resume = None

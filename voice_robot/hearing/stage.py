@@ -927,8 +927,10 @@ class HearingStage(Stage):
             text, confidence = self._transcribe(audio)
         if text and not self._trust_words(text, confidence, end):
             # Garbled residue of our own voice: what was said is unknown (a "mm-hmm", most likely),
-            # and words nobody said must not become a turn to answer.
-            text = ''
+            # and words nobody said must not become a turn to answer: take the utterance back.
+            self.stats['utterances withdrawn (doubtful words over own voice)'] += 1
+            self._publish_final(stream, seg, end, text='', confidence=0.0, voice_id='', eot=0.0, bc=0.0)
+            return
         t1 = time.perf_counter()
         eot = turn_cues.end_of_turn_probability(text, speech, self.sample_rate, names=self.name_matcher.names)
         bc = turn_cues.backchannel_probability(text, duration, early=seg.backchannel_early if seg.early_done else None,
