@@ -193,9 +193,9 @@ def test_doubtful_words_over_its_own_voice_are_dropped_but_not_elsewhere(hearing
     story = tts('espeak:en+m3', 'Once upon a time a little boat sailed across the sea.')
     stage.reference.push(1.0, story)
     talking = 1.0 + 0.5 * story.size / SR
-    assert not stage._trust_words('You know?', 0.3, talking)        # residue garbling a "mm-hmm"
+    assert not stage._trust_words('You know?', 0.2, talking)        # residue garbling a "mm-hmm"
     assert stage._trust_words('Wait.', 0.6, talking)                 # a clear word over our voice
-    assert stage._trust_words('You know?', 0.3, talking + 10.0)      # nobody's voice to garble it
+    assert stage._trust_words('You know?', 0.2, talking + 10.0)      # nobody's voice to garble it
     assert stage.stats['asr words doubted (over own voice)'] == 1
 
 

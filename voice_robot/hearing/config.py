@@ -117,7 +117,7 @@ class AsrConfig(Section):
     barge_in_words: bool = True        # decode the first 0.3 s of speech over this robot's own voice
     # Words heard over the robot's own voice with less confidence than this are its residue garbling a
     # "mm-hmm" ("you know?", "love you"), not what the person said: partials keep their earlier text.
-    over_own_voice_min_confidence: float = Field(0.45, ge=0, le=1)
+    over_own_voice_min_confidence: float = Field(0.3, ge=0, le=1)
 
 
 class HearingConfig(Section):

@@ -14,7 +14,11 @@ is decoded speculatively once the talker has paused ``asr.speculative_after_ms``
 silence (commas do not split sentences) does not delay it.
 
 Robot speech is never an utterance: the robot's own voice is cancelled and, while it plays, a segment
-is a person's only if enough time-frequency bins stand out from the expected residual echo; a peer
+is a person's only if enough time-frequency bins stand out from the expected residual echo (it starts
+where they first do) and its level envelope does not follow what the robot plays (the canceller's
+residue keeps that envelope); words decoded over the robot's voice count only with ASR confidence
+``asr.over_own_voice_min_confidence`` (the residue garbles a "mm-hmm" into random words), and a
+partial's end is the last hop where the person stood out (the VAD stays busy on residue); a peer
 robot's voice is recognised by direction (its bearing, and where its voice was heard before), by its
 level envelope following what the peer plays (``/<peer>/speech/audio``) unless the peer's own hearing
 heard a person then (``/<peer>/hearing/utterances``), and at the final by its enrolled voice. Such
@@ -55,6 +59,8 @@ from voice_robot.pipeline import Stage
 
 OWN_VOICE_MIN_S = 0.4       # envelopes shorter than this correlate by chance (a "wait" with our voice)
 OWN_LAG_HOPS = 2
+REFERENCE_ONSET_GUARD_S = 0.12   # near-end evidence this soon after we start playing is our own onset
+REFERENCE_ONSET_AFTER_S = 0.4    # ... after this much silence (a new act, not the next word)
 BARGE_IN_PROGRESS_S = 0.1    # partials at least this often while someone talks over the robot
 EARLY_BACKCHANNEL_S = turn_cues.EARLY_WINDOWS_S     # acoustic backchannel estimates published at these ages
 MAX_PARTIAL_LAG_S = 0.3
@@ -167,6 +173,8 @@ class HearingStage(Stage):
         self._block_error = 0.0
         self._block_residual = 0.0
         self._aec_running = False
+        self._reference_quiet_since: float | None = 0.0   # start of the current silence in what we play
+        self._reference_onset = -1e9                       # when we last started playing after a silence
         self.noise_floor = NoiseFloor()
         self.streams: dict[int, TalkerStream] = {}
         self._utterance_count = 0
@@ -339,14 +347,29 @@ class HearingStage(Stage):
             self._block_echo += self.echo.echo_band_power
             self._block_error += self.echo.residual_band_power
             filtered = False
+            playing = bool(np.any(np.abs(ref) > 1e-4))
+            if not playing:
+                if self._reference_quiet_since is None:
+                    self._reference_quiet_since = stamp
+            else:
+                if self._reference_quiet_since is not None and \
+                        stamp - self._reference_quiet_since >= REFERENCE_ONSET_AFTER_S:
+                    self._reference_onset = stamp
+                self._reference_quiet_since = None
             if self.echo.error_bin_power is not None:
                 share = self.near_end.update(self.echo.error_bin_power, self.echo.echo_bin_power,
                                              bool(np.any(ref)))
+                if stamp - self._reference_onset < REFERENCE_ONSET_GUARD_S:
+                    # The detector's smoothed statistics lag our own voice's onset by a hop or two:
+                    # evidence there is our onset, not a person.
+                    share = 0.0
                 self._near_hops.append((stamp, share))
                 self._block_near += share >= self.config.echo.near_end_share
                 filtered = self.config.echo.post_filter and self.echo.adapted
         else:
             self._aec_running = False
+            if self._reference_quiet_since is None:
+                self._reference_quiet_since = stamp
             filtered = False
         frame = self._stft.frame(samples)
         if filtered:
