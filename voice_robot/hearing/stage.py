@@ -937,10 +937,11 @@ class HearingStage(Stage):
             robot_voice, voice_id = self.robot, ''
         else:
             voice_id, robot_voice = self._identify(stream, seg, speech, end)
+            if robot_voice:
+                self.stats['robot speech suppressed late (by voice)'] += 1
         if robot_voice:
             self.stats['robot speech suppressed'] += 1
             self.stats[f'robot speech suppressed: {robot_voice}'] += 1
-            self.stats['robot speech suppressed late (by voice)'] += 1
             self._publish_final(stream, seg, end, text='', confidence=0.0, voice_id='', eot=0.0, bc=0.0)
             return
         if seg.speculative_end is not None and abs(seg.speculative_end - end) < 1e-6:
