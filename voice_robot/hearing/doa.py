@@ -65,11 +65,7 @@ class DoaEstimator:
         self.grid = np.asarray(self._doa.grid.azimuth, float)
         self.spectrum: np.ndarray | None = None
         self.mirror_normal = linear_array_normal(pos)
-        if self.mirror_normal is None:
-            self._front = np.ones(self.grid.size, bool)
-        else:
-            n = self.mirror_normal
-            self._front = np.cos(self.grid) * n[0] + np.sin(self.grid) * n[1] >= -1e-9
+        self._front = front_half(self.grid, self.mirror_normal)
 
     def fold(self, azimuth: float) -> float:
         """The azimuth as this array reports it (a linear array's back half-plane mirrored to the front)."""
@@ -140,6 +136,13 @@ def linear_array_normal(positions: np.ndarray) -> np.ndarray | None:
     if normal[0] < -1e-9 or (abs(normal[0]) <= 1e-9 and normal[1] < 0):
         normal = -normal
     return normal / np.linalg.norm(normal)
+
+
+def front_half(grid: np.ndarray, normal: np.ndarray | None) -> np.ndarray:
+    """Grid directions a linear array can tell apart (its front half-plane); every one otherwise."""
+    if normal is None:
+        return np.ones(grid.size, bool)
+    return np.cos(grid) * normal[0] + np.sin(grid) * normal[1] >= -1e-9
 
 
 def fold_azimuth(azimuth: float, normal: np.ndarray | None) -> float:
@@ -218,11 +221,7 @@ class NoiseAwareDoa:
         f = freqs[self.bins]
         self.steering = np.exp(-2j * np.pi * f[None, :, None] * delays[:, None, :]).astype(np.complex64)  # (G, K, M)
         self.mirror_normal = linear_array_normal(pos)
-        if self.mirror_normal is None:
-            self._front = np.ones(self.grid.size, bool)
-        else:
-            n = self.mirror_normal
-            self._front = np.cos(self.grid) * n[0] + np.sin(self.grid) * n[1] >= -1e-9
+        self._front = front_half(self.grid, self.mirror_normal)
         eye = np.eye(self.channels, dtype=np.complex64)
         self.noise_cov = np.tile(eye, (self.bins.size, 1, 1)) * 1e-8
         self.noise_frames = 0
