@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 
 from voice_robot import messages as m
+from voice_robot.fusing.voices import follow_aliases
 from voice_robot.hearing.config import HearingConfig
 
 
@@ -200,13 +201,7 @@ def _alias_resolver(identities) -> Callable[[str], str]:
     ids are the same person (merged across robots). A cycle of aliases stops where it would repeat."""
     alias = {v.voice_id: v.alias_of for v in identities if v.alias_of and v.alias_of != v.voice_id}
 
-    def resolve(v):
-        seen = set()
-        while v in alias and v not in seen:
-            seen.add(v)
-            v = alias[v]
-        return v
-    return resolve
+    return lambda v: follow_aliases(alias, v)
 
 
 def score_run(run: HearingRun) -> dict:

@@ -37,7 +37,7 @@ from scipy.optimize import linear_sum_assignment
 from voice_robot import messages as m
 from voice_robot.config.robots import RobotSpec
 from voice_robot.fusing.config import FusingConfig
-from voice_robot.fusing.voices import VoiceAliases
+from voice_robot.fusing.voices import VoiceAliases, follow_aliases
 from voice_robot.fusing.geometry import angle_diff, bearing_from, point_along_bearing, triangulate_bearings
 from voice_robot.pipeline import Stage
 from voice_robot.seeing.attention import PERSON_PREFIX, face_position_map
@@ -130,11 +130,7 @@ class PersonTable:
     # --- ids ---------------------------------------------------------------------------------
     def resolve(self, person_id: str) -> str:
         """The current id of a person id that may have been merged away."""
-        seen = set()
-        while person_id in self.aliases and person_id not in seen:
-            seen.add(person_id)
-            person_id = self.aliases[person_id]
-        return person_id
+        return follow_aliases(self.aliases, person_id)
 
     def get(self, person_id: str) -> TrackedPerson | None:
         return self.persons.get(self.resolve(person_id))

@@ -13,6 +13,15 @@ from voice_robot import messages as m
 MAX_ALIASES = 1024
 
 
+def follow_aliases(aliases: dict[str, str], key: str) -> str:
+    """The id a chain of merges (id -> id it was merged into) ends at; cycles stop where they close."""
+    seen = set()
+    while key in aliases and key not in seen:
+        seen.add(key)
+        key = aliases[key]
+    return key
+
+
 class VoiceAliases:
     def __init__(self):
         self._alias: OrderedDict[str, str] = OrderedDict()
@@ -28,11 +37,7 @@ class VoiceAliases:
         return True
 
     def canonical(self, voice_id: str) -> str:
-        seen = set()
-        while voice_id in self._alias and voice_id not in seen:
-            seen.add(voice_id)
-            voice_id = self._alias[voice_id]
-        return voice_id
+        return follow_aliases(self._alias, voice_id)
 
     def same(self, a: str, b: str) -> bool:
         return bool(a) and bool(b) and self.canonical(a) == self.canonical(b)
