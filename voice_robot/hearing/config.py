@@ -90,6 +90,9 @@ class DiarizationConfig(Section):
     same_voice_threshold: float = Field(0.72, ge=-1, le=1)   # cosine to join a voice
     merge_threshold: float = Field(0.80, ge=-1, le=1)        # cosine to merge two voice ids
     min_audio_s: float = Field(1.0, ge=0)     # shorter segments (backchannels) borrow a voice, never found one
+    # The beam's background just before an utterance is gated out of it before embedding (0 = off).
+    background_reduction: float = Field(0.9, ge=0, le=1)
+    background_context_s: float = Field(3.0, gt=0)     # how much of the beam before the onset to learn it from
 
 
 class AsrConfig(Section):

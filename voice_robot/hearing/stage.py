@@ -50,7 +50,7 @@ from voice_robot.hearing.config import HearingConfig
 from voice_robot.hearing.diarization import RobotVoices, VoiceRegistry
 from voice_robot.hearing.doa import DoaEstimator, NoiseAwareDoa, NoiseFloor, wrap
 from voice_robot.hearing.echo import EchoCanceller, NearEndDetector, ReferenceBuffer
-from voice_robot.hearing.embedding import SpeakerEmbedder, make_embedder
+from voice_robot.hearing.embedding import SpeakerEmbedder, make_embedder, reduce_background
 from voice_robot.hearing.leakage import envelope_correlation
 from voice_robot.hearing.segmenter import Endpointer, Segment, TalkerStream
 from voice_robot.hearing.tracking import SourceTracker, Track
@@ -68,6 +68,8 @@ YOUNG_SEGMENT_S = 0.3          # an utterance this young may still move to the t
 DIRECTION_HINT_DEG = 12.0      # a new utterance this close to a known voice's direction hints at it
 ELSEWHERE_DEG = 25.0           # ... and one this far from where a voice was just heard is likely someone else
 VOICE_PLACE_MEMORY_S = 60.0
+BACKGROUND_GAP_S = 0.15       # the onset may start a little before the segment does: keep it out
+BACKGROUND_MIN_S = 0.3         # less background than this describes it badly: embed as heard
 NEARBY_VOICE_MIN_SIMILARITY = 0.4   # a weak check (other people mostly score 0.3-0.6): rules out clear clashes
 REVERB_DECAY_DB_PER_S = 80.0   # 60 dB in 0.75 s: slower than most rooms ring down
 EMBEDDING_LOG = 200          # recent utterance embeddings kept for diagnostics and analysis
@@ -974,7 +976,7 @@ class HearingStage(Stage):
         t0 = time.perf_counter()
         if self.models.embedder is not None and speech.size >= self.models.embedder.min_samples:
             try:
-                emb = self.models.embedder.embed(speech)
+                emb = self.models.embedder.embed(self._without_background(stream, seg, speech))
             except (ValueError, RuntimeError) as exc:
                 self.drop('embedding failed', str(exc))
         self.compute['embedding'] += time.perf_counter() - t0
@@ -1022,6 +1024,17 @@ class HearingStage(Stage):
         az, _ = self._azimuth(seg)
         self._voice_directions[voice_id] = (az, end)
         return voice_id, ''
+
+    def _without_background(self, stream: TalkerStream, seg: Segment, speech: np.ndarray) -> np.ndarray:
+        """The utterance with the beam's background (learnt just before its onset) gated out."""
+        cfg = self.config.diarization
+        if cfg.background_reduction <= 0:
+            return speech
+        background = stream.audio(seg.start - cfg.background_context_s, seg.start - BACKGROUND_GAP_S)
+        if background.size < BACKGROUND_MIN_S * self.sample_rate:
+            self.stats['embeddings without background reduction (new track)'] += 1
+            return speech
+        return reduce_background(speech, background, self.sample_rate, cfg.background_reduction)
 
     def reference_envelope(self, buffer: ReferenceBuffer, stamps: np.ndarray, lag_hops: int) -> np.ndarray:
         """Per-hop levels (dB) of a played reference on the hop grid ``stamps``, starting lag_hops earlier."""
