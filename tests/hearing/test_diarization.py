@@ -97,15 +97,3 @@ def test_a_voice_just_heard_elsewhere_needs_a_clearer_match(embeddings):
         assert (got != joe_loose) == elsewhere and got.startswith('voice_ada_')
     clear, _ = reg.assign(embeddings[('piper:joe', 1)], now=3.0, elsewhere={joe})
     assert reg.canonical(clear) == joe or reg.similarity(joe, embeddings[('piper:joe', 1)]) < 0.82
-
-
-def test_overlapped_speech_matches_without_moving_a_voice_and_founds_one_only_when_asked(embeddings):
-    reg = VoiceRegistry('ada', same_threshold=0.72, merge_threshold=0.80)
-    slt, _ = reg.assign(embeddings[('flite:slt', 0)])
-    before = reg.voices[slt].total.copy()
-    again, _ = reg.assign(embeddings[('flite:slt', 1)], learn=False)
-    assert again == slt and np.array_equal(reg.voices[slt].total, before)
-    assert reg.assign(embeddings[('piper:joe', 0)], learn=False)[0] == ''          # no new voice by default
-    joe, _ = reg.assign(embeddings[('piper:joe', 0)], learn=False, found=True)
-    assert joe not in ('', slt) and len(reg.active()) == 2
-    assert reg.assign(embeddings[('piper:joe', 1)])[0] == joe

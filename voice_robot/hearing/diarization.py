@@ -97,12 +97,11 @@ class VoiceRegistry:
 
     # --- local evidence -------------------------------------------------------------------------
     def assign(self, embedding: np.ndarray, now: float = 0.0, hint: str = '', weight: float = 1.0,
-               learn: bool = True, elsewhere=(), found: bool | None = None) -> tuple[str, float]:
+               learn: bool = True, elsewhere=()) -> tuple[str, float]:
         """The voice id of an embedding (creating one if nobody matches) and its similarity.
 
         ``hint`` is the id the same track had before: it wins a near tie, which keeps one id per talker
-        through short, noisy segments. ``learn=False`` (overlapped speech) matches without updating;
-        it founds no voice either unless ``found`` says so (default: as ``learn``).
+        through short, noisy segments. ``learn=False`` (overlapped speech) matches without updating.
         ``elsewhere``: ids just heard from another direction; two people with alike voices sit apart,
         so such an id needs ELSEWHERE_MARGIN more similarity.
         """
@@ -126,7 +125,7 @@ class VoiceRegistry:
                 v.dirty = v.dirty or v.origin_robot == self.robot
                 self._merge_similar(best, now)
             return self.canonical(best), score
-        if not (learn if found is None else found):
+        if not learn:
             return '', score            # overlapped speech is not evidence enough for a new voice
         if len(self.voices) >= self.max_voices:
             # Bounded memory: the least used local voice makes room.

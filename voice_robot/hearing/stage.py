@@ -1016,11 +1016,7 @@ class HearingStage(Stage):
             if duration < cfg.diarization.min_audio_s:
                 return '', ''           # too little voice to found an identity on (a "mm-hmm")
         hint = track_voice or self._voice_from_direction(seg)
-        # Overlapped speech does not move a voice's centroid, but may found one: the "other talker" is
-        # often the same person on a second track (a reflection), and a first utterance without an id
-        # can never be attributed.
-        voice_id, _ = self.registry.assign(emb, self.now(), hint=hint, learn=not overlapped, elsewhere=elsewhere,
-                                            found=True)
+        voice_id, _ = self.registry.assign(emb, self.now(), hint=hint, learn=not overlapped, elsewhere=elsewhere)
         if not voice_id:
             return '', ''
 
