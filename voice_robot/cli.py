@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_eval)
 
     bn = sub.add_parser('bench', help='speed, memory and accuracy benchmarks')
-    bn.add_argument('what', choices=['hearing', 'eval', 'render', 'all'])
+    bn.add_argument('what', choices=['hearing', 'barge-in', 'eval', 'render', 'all'])
     bn.add_argument('--quick', action='store_true')
     bn.add_argument('--json', help='write results as JSON here')
     bn.set_defaults(func=cmd_bench)

@@ -192,6 +192,28 @@ def test_speech_that_goes_on_stops_the_robot_but_a_short_finished_one_does_not()
     assert m.SpeechAction.CANCEL not in actions(commands)
 
 
+def test_a_drawn_out_backchannel_gets_until_it_is_clearly_longer_than_one():
+    # Our voice's residue stretches a "yeah" past give_up_after_s; hearing still takes it for a
+    # listener response and its words are no interruption: keep talking.
+    bus, _, _, _, commands = setup()
+    speak(bus, 1.0)
+    for heard in (0.05, 0.18, 0.3, 0.45, 0.63):
+        onset(bus, 'ada/9', 3.0, heard, 0.84, text='You got it.' if heard > 0.4 else '')
+    onset(bus, 'ada/9', 3.0, 0.7, 0.84, final=True, text='You got it.')
+    bus.run_until(4.0)
+    assert m.SpeechAction.CANCEL not in actions(commands)
+    # The same start, but the person goes on talking: stopped once clearly longer than a backchannel.
+    bus, _, _, _, commands = setup()
+    speak(bus, 1.0)
+    for heard in (0.05, 0.18, 0.3, 0.45, 0.63, 0.9):
+        onset(bus, 'ada/9', 3.0, heard, 0.84, text='You got it.' if heard > 0.4 else '')
+    bus.run_until(3.95)
+    assert m.SpeechAction.CANCEL not in actions(commands)
+    onset(bus, 'ada/9', 3.0, 1.25, 0.6, text='You got it all wrong about the')
+    bus.run_until(4.4)
+    assert m.SpeechAction.CANCEL in actions(commands)
+
+
 def test_a_late_partial_of_speech_before_ours_is_no_barge_in():
     bus, floors, _, _, commands = setup()
     speak(bus, 3.0)

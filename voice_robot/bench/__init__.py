@@ -3,6 +3,8 @@
 * ``hearing``: realtime factor per hearing stage and total, memory, for 4-, 6- and 8-mic arrays, and
   the tracker's DOA accuracy against raw per-frame pyroomacoustics DOA on rendered rooms
   (voice_robot.bench.hearing).
+* ``barge-in``: yield latency and false stops of barge-in policies on rendered backchannels and
+  interruptions said over the robot's own voice (voice_robot.bench.barge_in).
 * ``render``: the simulator alone: rendering realtime factor per scenario.
 * ``eval``: a whole closed-loop eval: wall time / simulated time, and compute per stage.
 """
@@ -93,6 +95,11 @@ def main_bench(args) -> int:
         from voice_robot.bench import hearing
         results['hearing'] = hearing.run(args)
         hearing.print_report(results['hearing'])
+    if args.what in ('barge-in', 'all'):
+        from voice_robot.bench import barge_in
+        results['barge_in'] = barge_in.run(args)
+        print_rows('barge-in (rendered backchannels and interruptions over the robot\'s voice, per policy)',
+                   results['barge_in'])
     if args.what in ('render', 'all'):
         results['render'] = bench_render(args.quick)
         print_rows('render (simulator alone)', results['render'])

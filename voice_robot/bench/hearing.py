@@ -619,9 +619,10 @@ ROBOT_SENTENCES = ('Sure, let me explain how that works, step by step, it only t
                    'You can find the glass bottles in the green container next to the back door.')
 
 
-def backchannel_render(rng, k: int):
+def backchannel_render(rng, k: int, robot_sentences: int = 1, robot_after_s: float = 0.8):
     """One backchannel (even k) or interruption said over the robot's own voice in a random room:
-    (robot, scene, reference, person start s, label 1 = backchannel, voice), or None if it does not fit."""
+    (robot, scene, reference, person start s, label 1 = backchannel, voice), or None if it does not fit.
+    The robot says ``robot_sentences`` sentences and talks on at least ``robot_after_s`` after the onset."""
     from voice_robot.acting.tts import synthesize
     from voice_robot.hearing import scenes, turn_cues
     label = 1 - k % 2
@@ -636,11 +637,12 @@ def backchannel_render(rng, k: int):
         robot = scenes.make_robot(int(rng.choice([4, 6, 8])), float(rng.uniform(0.03, 0.05)), pos, yaw)
     else:
         robot = scenes.make_linear_robot(int(rng.choice([4, 6])), float(rng.uniform(0.03, 0.05)), pos, yaw)
-    own = synthesize(ROBOT_TTS_VOICES[int(rng.integers(len(ROBOT_TTS_VOICES)))],
-                     ROBOT_SENTENCES[int(rng.integers(len(ROBOT_SENTENCES)))])
+    robot_voice = ROBOT_TTS_VOICES[int(rng.integers(len(ROBOT_TTS_VOICES)))]
+    own = np.concatenate([synthesize(robot_voice, ROBOT_SENTENCES[int(rng.integers(len(ROBOT_SENTENCES)))])
+                          for _ in range(robot_sentences)])
     person = synthesize(voice, phrase)
     robot_start = 0.3
-    person_start = robot_start + rng.uniform(1.2, max(1.3, own.size / 16000 - 0.8))
+    person_start = robot_start + rng.uniform(1.2, max(1.3, own.size / 16000 - robot_after_s))
     talkers = [scenes.Talker(tuple(robot.loudspeaker_map()), own, robot_start, 'robot'),
                scenes.Talker(scenes.place(robot, rng.uniform(-75, 75), rng.uniform(0.9, 2.4), rng.uniform(1.1, 1.7)),
                              person, person_start, 'person')]
@@ -648,7 +650,7 @@ def backchannel_render(rng, k: int):
         return None
     scene = scenes.render(robot, talkers, room, float(rng.uniform(0.2, 0.8)), float(rng.uniform(12, 30)),
                           ('pink', 'white', 'babble')[int(rng.integers(3))], seed=k, max_order=8,
-                          duration_s=person_start + person.size / 16000 + 0.6)
+                          duration_s=person_start + max(person.size / 16000 + 0.6, robot_after_s))
     reference = np.zeros(scene.mics.shape[0], np.float32)
     i0 = int(robot_start * 16000)
     reference[i0:i0 + own.size] = own[:max(0, reference.size - i0)]

@@ -333,14 +333,17 @@ class FloorStage(Stage):
             # A sequential test: stop early only when sure, later on the even odds.
             early = heard < self.barge.decide_after_s + EARLY_WINDOW_S and not u.is_final
             threshold = self.barge.early_stop_threshold if early else self.barge.stop_threshold
-            # Speech still going on after give_up_after_s is talking over us; once it has ended (the
-            # final), only an utterance clearly longer than a listener response is.
-            long_enough = heard >= self.barge.give_up_after_s * (LONGER_THAN_BACKCHANNEL if u.is_final else 1.0)
+            # Speech still going on after give_up_after_s is talking over us, unless hearing still
+            # takes it for a listener response (our voice's residue can draw out a "yeah"): then it
+            # gets until it is clearly longer than one. Once it has ended (the final), only an
+            # utterance clearly longer than a listener response is.
+            clearly_longer = heard >= self.barge.give_up_after_s * LONGER_THAN_BACKCHANNEL
+            going_on = not u.is_final and heard >= self.barge.give_up_after_s and backchannel <= 0.5
             if p_stop >= threshold:
                 self._stop_for(intr, now)
-            elif long_enough and not words.backchannel_like:
+            elif (clearly_longer or going_on) and not words.backchannel_like:
                 self._stop_for(intr, now)
-            elif u.is_final or heard >= self.barge.give_up_after_s:
+            elif u.is_final or clearly_longer:
                 intr.decided = True
         if u.is_final:
             self._finish_interruption(intr, u, words, now)

@@ -62,6 +62,7 @@ OWN_LAG_HOPS = 2
 REFERENCE_ONSET_GUARD_S = 0.12   # near-end evidence this soon after we start playing is our own onset
 REFERENCE_ONSET_AFTER_S = 0.4    # ... after this much silence (a new act, not the next word)
 BARGE_IN_PROGRESS_S = 0.1    # partials at least this often while someone talks over the robot
+BARGE_IN_ASR_INTERVAL_S = 0.2   # re-decode this often while someone talks over the robot without words yet
 EARLY_BACKCHANNEL_S = turn_cues.EARLY_WINDOWS_S     # acoustic backchannel estimates published at these ages
 MAX_PARTIAL_LAG_S = 0.3
 YOUNG_SEGMENT_S = 0.3          # an utterance this young may still move to the track that hears it
@@ -828,7 +829,8 @@ class HearingStage(Stage):
                 self.stats['asr barge-in decodes'] += 1
                 if self._trust_words(text, confidence, t):
                     seg.transcript = text
-                seg.next_asr_at = max(seg.next_asr_at, t + seg.asr_interval)
+                # Until the words say which, decode again soon: every 0.1 s the robot talks on costs.
+                seg.next_asr_at = t + BARGE_IN_ASR_INTERVAL_S
             self._publish_utterance(stream, seg, end=t, final=False)
             return
         if t >= seg.next_asr_at and t - seg.start >= 0.5 and self.peers:
@@ -841,9 +843,11 @@ class HearingStage(Stage):
                 self._learn_peer_direction(peer, az)
                 return self._withdraw_as_robot(stream, seg, t, peer)
         if t >= seg.next_asr_at and cfg.asr.backend != 'none':
-            # Each partial re-decodes the utterance so far: space them out as it grows.
+            # Each partial re-decodes the utterance so far: space them out as it grows (but not while
+            # it talks over us and has no words yet: those decide whether we stop).
             seg.asr_interval *= cfg.asr.partial_growth
-            seg.next_asr_at = t + seg.asr_interval
+            barge_in = self._own_speaking(t) and not seg.transcript
+            seg.next_asr_at = t + (BARGE_IN_ASR_INTERVAL_S if barge_in else seg.asr_interval)
             if self.now() - t > MAX_PARTIAL_LAG_S:
                 # Processing is behind the audio: partial text would be stale; catch up first.
                 self.stats['asr partials skipped (behind)'] += 1
