@@ -49,7 +49,8 @@ def test_thinking_aloud_and_backchannels():
     ('Wait, wait.', 1.0), ('Sorry to cut in', 1.0), ('Excuse me', 1.0), ('Hold on', 1.0),
     ('What time is it', 1.0), ('Bruno, one thing', 1.0), ('One moment, please.', 1.0),
     # What a garbled "mm-hmm" over the robot's own voice comes out as: not an interruption by itself.
-    ('Seven and then.', 0.0), ("That's lovely.", 0.0), ('Another.', 0.0), ('Mm-hmm.', 0.0),
+    ('Can you repeat that?', 1.0),
+    ('Seven and then.', 0.0), ("That's lovely.", 0.0), ('Another.', 0.0), ('Mm-hmm.', 0.0), ('You know?', 0.0),
 ])
 def test_interruption_openers(text, interrupting):
     assert text_cues(text, NAMES).interrupting == interrupting

@@ -51,6 +51,9 @@ FIRST_PERSON_MUSING = re.compile(r'\b(where did i|did i|i wonder|where is my|whe
 # How people open an interruption of someone talking: words a garbled partial rarely invents.
 INTERRUPTION_START = re.compile(r"^(wait|stop|sorry|excuse me|hold on|hang on|pardon|no\b|actually|one moment|"
                                 r"one sec|just a (moment|second|minute)|hey|enough|listen|quiet)")
+# Asking something of whoever talks: the questions that cut in. A bare "?" or "is"/"do" opening is not
+# enough: garbled residue of a "yeah" often comes out as "You know?" (voice-robot bench barge-in).
+INTERRUPTION_ASK = re.compile(r"^(what|where|when|who|why|how|can you|could you|would you|will you|please)\b")
 BACKCHANNEL_WORDS = {'mm', 'mmhmm', 'mm-hmm', 'mhm', 'uh-huh', 'uhhuh', 'yeah', 'yes', 'right', 'ok', 'okay',
                      'sure', 'i see', 'hmm', 'yep', 'uh huh', 'mm hmm', 'got it', 'aha', 'ah'}
 
@@ -72,7 +75,7 @@ class TextCues:
     musing: float              # thinking aloud: hesitation + first-person musing
     words: int
     backchannel_like: float    # the whole text is a listener response
-    interrupting: float = 0.0  # opens like an interruption, asks something, or calls a robot by name
+    interrupting: float = 0.0  # opens like an interruption, asks a wh- or can-you question, or calls a robot
 
 
 TOKEN = re.compile(r"[a-z]+(?:['-][a-z]+)*|[,.?!;:]")
@@ -186,7 +189,7 @@ def text_cues(text: str, names: dict[str, list[str]]) -> TextCues:
         musing += 0.5
     bc_text = lowered.replace('-', ' ').strip()
     backchannel_like = 1.0 if (bc_text in BACKCHANNEL_WORDS or lowered in BACKCHANNEL_WORDS) else 0.0
-    interrupting = 1.0 if (request or any(INTERRUPTION_START.search(c) for c in clauses)
+    interrupting = 1.0 if (any(INTERRUPTION_START.search(c) or INTERRUPTION_ASK.search(c) for c in clauses)
                            or any(nc.vocative >= 0.5 for nc in cues.values())) else 0.0
     return TextCues(names=cues, group=group, second_person=second, request=request,
                     third_person_pronoun=pronoun, musing=min(musing, 1.0), words=len(words),

@@ -14,7 +14,7 @@ Protocol (docs/floor-control.md), on the shared topic /conversation/floor; no co
 
 Barge-in (the speaking robot decides): human speech onset while speaking ducks the voice at once; about
 0.18 s in, hearing's early backchannel probability decides stop or keep; the first words decide when
-they open like an interruption ("wait", "sorry", a question, our name); speech still going on at
+they open like an interruption ("wait", "sorry", a wh- or can-you question, our name); speech still going on at
 give_up_after_s stops the robot unless its words are a listener response. A backchannel ("mm-hmm")
 keeps the floor, a real interruption stops the robot within one audio chunk. If the "interruption" turns out to be no words at all (a cough), the robot resumes.
 """
@@ -327,7 +327,7 @@ class FloorStage(Stage):
         if not intr.decided and (heard >= self.barge.decide_after_s or u.is_final):
             p_stop = 1.0 - backchannel
             if words.interrupting:
-                # "Wait", "sorry", a question, our name: an interruption. Other words over our voice may
+                # "Wait", "sorry", "what...", "can you...", our name: an interruption. Other words over our voice may
                 # be the residue of it garbling a "mm-hmm": they wait for acoustics or more speech.
                 p_stop = max(p_stop, 0.95)
             # A sequential test: stop early only when sure, later on the even odds.
