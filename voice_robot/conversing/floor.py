@@ -14,8 +14,9 @@ Protocol (docs/floor-control.md), on the shared topic /conversation/floor; no co
 
 Barge-in (the speaking robot decides): human speech onset while speaking ducks the voice at once; about
 0.18 s in, hearing's early backchannel probability decides stop or keep; the first words decide when
-they open like an interruption ("wait", "sorry", a wh- or can-you question, our name); speech still going on at
-give_up_after_s stops the robot unless its words are a listener response. A backchannel ("mm-hmm")
+they open like an interruption ("wait", "sorry", a wh- or can-you question, our name); speech still going
+on at give_up_after_s stops the robot unless its words are a listener response or hearing still takes it
+for one (then it gets twice as long). A backchannel ("mm-hmm")
 keeps the floor, a real interruption stops the robot within one audio chunk. If the "interruption" turns out to be no words at all (a cough), the robot resumes.
 """
 from __future__ import annotations
@@ -327,8 +328,8 @@ class FloorStage(Stage):
         if not intr.decided and (heard >= self.barge.decide_after_s or u.is_final):
             p_stop = 1.0 - backchannel
             if words.interrupting:
-                # "Wait", "sorry", "what...", "can you...", our name: an interruption. Other words over our voice may
-                # be the residue of it garbling a "mm-hmm": they wait for acoustics or more speech.
+                # "Wait", "sorry", "what...", "can you...", our name: an interruption. Other words over
+                # our voice may be its residue garbling a "mm-hmm": they wait for acoustics or more speech.
                 p_stop = max(p_stop, 0.95)
             # A sequential test: stop early only when sure, later on the even odds.
             early = heard < self.barge.decide_after_s + EARLY_WINDOW_S and not u.is_final
