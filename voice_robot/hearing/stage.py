@@ -97,6 +97,11 @@ class HearingModels:
         voices = RobotVoices(embedder, config.sample_rate)
         for r in robots:
             voices.enrol(r.name, r.voice)
+        if config.diarization.background_reduction > 0:
+            # The first call imports noisereduce (a second or more): at start-up, not on the first
+            # utterance, where a real-time node would fall behind its microphones.
+            quiet = np.full(int(0.3 * config.sample_rate), 1e-4, np.float32)
+            reduce_background(quiet, quiet, config.sample_rate, config.diarization.background_reduction)
         return cls(vad, embedder, recognizer, voices)
 
 
