@@ -329,3 +329,23 @@ def test_a_person_over_a_peer_is_kept_when_the_peer_heard_them_too(hearing_model
     people = [u for u in finals(messages) if angle_error_deg(u.azimuth, scene.azimuths[1]) < 15]
     assert sum(min(u.end, 1.0 + spoken) - max(u.start, 1.0) for u in people) > 0.6 * spoken, \
         [(u.start, u.end, u.transcript) for u in finals(messages)]
+
+
+def test_a_first_utterance_overlapped_only_by_a_withdrawn_segment_founds_a_voice(hearing_models):
+    """Overlap with a segment hearing took back (noise, a reflection of the robot) was nobody talking;
+    overlap with someone still heard keeps a mixture from founding a voice."""
+    from voice_robot.hearing.segmenter import Segment, TalkerStream
+    ada = scenes.make_robot(name='ada', position=(3.0, 2.5))
+    speech = tts('flite:awb', 'Where did I put my keys this morning, I wonder?')
+
+    def first_utterance(withdrawn: bool) -> str:
+        stage = HearingStage(ada, [], HearingConfig(), models=hearing_models)
+        stream = TalkerStream(1, stage.nfft, stage.models.vad.stream(), None, SR, 10.0)
+        seg = Segment('ada/2', 1, 0.0, azimuths=[0.3], weights=[1.0])
+        seg.overlapped_with = {'ada/1': 0.8 * speech.size / SR}
+        if withdrawn:
+            stage._withdrawn.append('ada/1')
+        return stage._identify(stream, seg, speech, speech.size / SR)[0]
+
+    assert first_utterance(withdrawn=True).startswith('voice_ada_')
+    assert first_utterance(withdrawn=False) == ''

@@ -121,7 +121,7 @@ class Segment:
     next_asr_at: float = 0.0
     asr_interval: float = 0.5
     transcript: str = ''
-    overlapped_s: float = 0.0
+    overlapped_with: dict = field(default_factory=dict)   # other open segment's utterance id -> seconds
     human_blocks: int = 0                      # consecutive blocks that look human during a robot segment
     foreign_since: float | None = None         # DOA has placed the sound elsewhere since then
     published: bool = False

@@ -196,6 +196,7 @@ class HearingStage(Stage):
         self._frame_levels: deque = deque(maxlen=self.block_hops * config.doa.context_blocks)
         self._voice_directions: dict[str, tuple[float, float]] = {}
         self.embedding_log: list[tuple[str, float, float, np.ndarray]] = []
+        self._withdrawn: deque = deque(maxlen=64)       # utterance ids published as withdrawn finals
         self._leak_floor = 10 ** (-20 / 10)
 
     # --- wiring ----------------------------------------------------------------------------------
@@ -1004,7 +1005,8 @@ class HearingStage(Stage):
                 if sim >= cfg.echo.robot_voice_similarity and speaking and not heard:
                     return '', robot
         duration = speech.size / self.sample_rate
-        overlapped = seg.overlapped_s > 0.3 * duration
+        # Overlap with a segment hearing took back (noise, a robot's voice) was nobody talking.
+        overlapped = sum(sec for uid, sec in seg.overlapped_with.items() if uid not in self._withdrawn) > 0.3 * duration
         elsewhere = self._voices_elsewhere(seg, end)
         # The track's previous voice is a good guess only if the talker is still where it was heard
         # (a track can be handed from one talker to another nearby).
@@ -1088,8 +1090,11 @@ class HearingStage(Stage):
     def _overlaps(self) -> None:
         open_segments = [s.segment for s in self.streams.values() if s.segment is not None and not s.segment.robot_name]
         if len(open_segments) > 1:
+            block = self.block_hops * self.hop_s
             for seg in open_segments:
-                seg.overlapped_s += self.block_hops * self.hop_s
+                for other in open_segments:
+                    if other is not seg:
+                        seg.overlapped_with[other.utterance_id] = seg.overlapped_with.get(other.utterance_id, 0.0) + block
 
     # --- publishing ---------------------------------------------------------------------------------
     def _azimuth(self, seg: Segment) -> tuple[float, float]:
@@ -1130,6 +1135,8 @@ class HearingStage(Stage):
             voice_id=voice_id, azimuth=az, azimuth_std=std, transcript=text, is_final=True,
             confidence=float(confidence), end_of_turn_probability=float(eot), backchannel_probability=float(bc),
             stamp=self.now()))
+        if not text and not voice_id and confidence == 0.0:
+            self._withdrawn.append(seg.utterance_id)
         self._publish_identities()
 
     def _publish_sources(self, t: float, tracks: list[Track]) -> None:
