@@ -85,6 +85,12 @@ class Utterance:
     backchannel_probability: float = 0.0
     stamp: float = 0.0           # publication time
 
+    @property
+    def withdrawn(self) -> bool:
+        """Hearing takes back a final it cannot stand by (too short, or a robot's voice after all): a final
+        with no words, no voice and no confidence."""
+        return self.is_final and not self.transcript.strip() and not self.voice_id and self.confidence == 0.0
+
 
 @dataclass
 class VoiceIdentity:

@@ -176,12 +176,19 @@ def test_garbled_words_over_our_voice_do_not_override_a_backchannel_estimate():
     assert m.SpeechAction.CANCEL in actions(commands)
 
 
-def test_speech_that_goes_on_stops_the_robot_but_a_short_finished_one_does_not():
+def talked_over(heard_bc_text, until):
+    """ada speaking from 1.0 s; a person from 3.0 s, heard as partials (heard s, backchannel p, words)."""
     bus, _, _, _, commands = setup()
     speak(bus, 1.0)
-    for heard in (0.05, 0.18, 0.3, 0.45, 0.62):     # no words yet, acoustics undecided, still talking
-        onset(bus, 'ada/9', 3.0, heard, 0.5)
-    bus.run_until(3.7)
+    for heard, bc, text in heard_bc_text:
+        onset(bus, 'ada/9', 3.0, heard, bc, text=text)
+    bus.run_until(until)
+    return bus, commands
+
+
+def test_speech_that_goes_on_stops_the_robot_but_a_short_finished_one_does_not():
+    # No words yet, acoustics undecided, still talking.
+    _, commands = talked_over([(heard, 0.5, '') for heard in (0.05, 0.18, 0.3, 0.45, 0.62)], until=3.7)
     assert m.SpeechAction.CANCEL in actions(commands)
     bus, _, _, _, commands = setup()
     speak(bus, 1.0)
@@ -195,19 +202,15 @@ def test_speech_that_goes_on_stops_the_robot_but_a_short_finished_one_does_not()
 def test_a_drawn_out_backchannel_gets_until_it_is_clearly_longer_than_one():
     # Our voice's residue stretches a "yeah" past give_up_after_s; hearing still takes it for a
     # listener response and its words are no interruption: keep talking.
-    bus, _, _, _, commands = setup()
-    speak(bus, 1.0)
-    for heard in (0.05, 0.18, 0.3, 0.45, 0.63):
-        onset(bus, 'ada/9', 3.0, heard, 0.84, text='You got it.' if heard > 0.4 else '')
+    def yeah(*heard):
+        return [(h, 0.84, 'You got it.' if h > 0.4 else '') for h in heard]
+
+    bus, commands = talked_over(yeah(0.05, 0.18, 0.3, 0.45, 0.63), until=3.68)
     onset(bus, 'ada/9', 3.0, 0.7, 0.84, final=True, text='You got it.')
     bus.run_until(4.0)
     assert m.SpeechAction.CANCEL not in actions(commands)
     # The same start, but the person goes on talking: stopped once clearly longer than a backchannel.
-    bus, _, _, _, commands = setup()
-    speak(bus, 1.0)
-    for heard in (0.05, 0.18, 0.3, 0.45, 0.63, 0.9):
-        onset(bus, 'ada/9', 3.0, heard, 0.84, text='You got it.' if heard > 0.4 else '')
-    bus.run_until(3.95)
+    bus, commands = talked_over(yeah(0.05, 0.18, 0.3, 0.45, 0.63, 0.9), until=3.95)
     assert m.SpeechAction.CANCEL not in actions(commands)
     onset(bus, 'ada/9', 3.0, 1.25, 0.6, text='You got it all wrong about the')
     bus.run_until(4.4)

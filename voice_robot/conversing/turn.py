@@ -66,8 +66,8 @@ class Turn:
 
 
 def withdrawn(u: m.Utterance) -> bool:
-    """Hearing takes back a final it cannot stand by (too short, or a robot's voice after all)."""
-    return u.is_final and not u.transcript.strip() and not u.voice_id and u.confidence == 0.0
+    """Hearing takes back a final it cannot stand by (see ``Utterance.withdrawn``)."""
+    return u.withdrawn
 
 
 def same_talker(a: m.Utterance, b: m.Utterance) -> bool:

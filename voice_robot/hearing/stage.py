@@ -257,8 +257,7 @@ class HearingStage(Stage):
         if not isinstance(u, m.Utterance) or not (math.isfinite(u.start) and math.isfinite(u.end)):
             return self.drop('bad peer utterance', type(u).__name__)
         heard = self._peer_utterances.setdefault(peer, {})
-        withdrawn = u.is_final and not u.transcript.strip() and not u.voice_id and u.confidence == 0.0
-        heard[u.utterance_id] = (u.start, u.end, withdrawn)
+        heard[u.utterance_id] = (u.start, u.end, u.withdrawn)
         while len(heard) > PEER_UTTERANCES_KEPT:
             heard.pop(next(iter(heard)))
 
@@ -1130,12 +1129,13 @@ class HearingStage(Stage):
 
     def _publish_final(self, stream, seg, end, text, confidence, voice_id, eot, bc) -> None:
         az, std = self._azimuth(seg)
-        self.publish('hearing/utterances', m.Utterance(
+        final = m.Utterance(
             utterance_id=seg.utterance_id, robot=self.robot, start=seg.start, end=max(end, seg.start),
             voice_id=voice_id, azimuth=az, azimuth_std=std, transcript=text, is_final=True,
             confidence=float(confidence), end_of_turn_probability=float(eot), backchannel_probability=float(bc),
-            stamp=self.now()))
-        if not text and not voice_id and confidence == 0.0:
+            stamp=self.now())
+        self.publish('hearing/utterances', final)
+        if final.withdrawn:
             self._withdrawn.append(seg.utterance_id)
         self._publish_identities()
 
