@@ -349,3 +349,44 @@ def test_a_first_utterance_overlapped_only_by_a_withdrawn_segment_founds_a_voice
 
     assert first_utterance(withdrawn=True).startswith('voice_ada_')
     assert first_utterance(withdrawn=False) == ''
+
+
+def test_one_talker_heard_on_two_merging_tracks_is_one_utterance(hearing_models):
+    """When the tracker merges a track into its twin, the talker had one utterance: the older one goes on
+    in the surviving stream, with the older audio, and the younger duplicate is withdrawn."""
+    from voice_robot.hearing.segmenter import Segment, TalkerStream
+    ada = scenes.make_robot(name='ada', position=(3.0, 2.5))
+    stage = HearingStage(ada, [], HearingConfig(), models=hearing_models)
+    published = []
+    stage.bind(lambda topic, msg: published.append(msg), lambda: 2.0)
+    hop = 256
+
+    def stream_with(track_id: int, since: float, start: float) -> TalkerStream:
+        stream = TalkerStream(track_id, stage.nfft, stage.models.vad.stream(), _endpointer(stage), SR, 10.0)
+        for k in range(int((2.0 - since) * SR / hop)):
+            stream.hops.append((since + k * hop / SR, np.full(hop, track_id, np.float32)))
+        stream.segment = Segment(f'ada/{track_id}', track_id, start, azimuths=[0.3], weights=[1.0])
+        stream.endpointer.in_speech, stream.endpointer.onset_time = True, start
+        return stream
+
+    gone, heir = stream_with(1, since=0.0, start=0.5), stream_with(2, since=1.2, start=1.3)
+    assert stage._merge_streams(gone, heir, 2.0)
+    assert heir.segment.utterance_id == 'ada/1' and heir.segment.track_id == 2 and gone.segment is None
+    assert heir.endpointer.onset_time == 0.5
+    assert heir.audio(0.4, 1.0).size == int(0.6 * SR)            # the older audio came along
+    assert [(u.utterance_id, u.withdrawn) for u in published if isinstance(u, m.Utterance)] == [('ada/2', True)]
+    assert stage.stats['utterances withdrawn (same talker on a merged track)'] == 1
+
+    # A heir with nothing open simply carries the utterance on; robot speech is never handed over.
+    lone, empty = stream_with(3, since=0.0, start=0.8), stream_with(4, since=1.0, start=0.0)
+    empty.segment, empty.endpointer.in_speech = None, False
+    assert stage._merge_streams(lone, empty, 2.0) and empty.segment.utterance_id == 'ada/3'
+    robot, other = stream_with(5, since=0.0, start=0.8), stream_with(6, since=0.0, start=0.9)
+    robot.segment.robot_name = 'bo'
+    assert not stage._merge_streams(robot, other, 2.0)
+
+
+def _endpointer(stage):
+    from voice_robot.hearing.segmenter import Endpointer
+    cfg = stage.config.vad
+    return Endpointer(cfg.threshold, cfg.onset_ms, cfg.min_silence_ms, cfg.max_utterance_s)

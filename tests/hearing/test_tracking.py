@@ -93,3 +93,16 @@ def test_triangulation_refuses_what_cannot_be_located():
         triangulate([(0, 0, 0), (2, 0, 0)], [math.radians(135), math.radians(45)])
     with pytest.raises(ValueError, match='finite'):
         triangulate([(0, 0, 0), (2, 0, 0)], [float('nan'), 1.0])
+
+
+def test_a_track_born_next_to_another_merges_into_it_and_says_so():
+    tracker = SourceTracker(birth_blocks=3, merge_deg=12.0)
+    for k in range(3):
+        tracker.update(0.064 * (k + 1), [DoaPeak(math.radians(40), 1.0, 1.0)])
+    talker = tracker.tracks[0].track_id
+    # A reflection 10 degrees off starts a second track, which the talker's track absorbs at once.
+    tracker.update(0.256, [DoaPeak(math.radians(41), 1.0, 1.0), DoaPeak(math.radians(51), 0.6, 1.0)])
+    assert [tr.track_id for tr in tracker.tracks] == [talker]
+    assert list(tracker.merged_into.values()) == [talker]
+    tracker.update(0.32, [DoaPeak(math.radians(40), 1.0, 1.0)])
+    assert tracker.merged_into == {}          # only this update's merges

@@ -38,6 +38,15 @@ def test_transcript_and_duration_settle_it(renders):
     assert tc.backchannel_probability(long_answer, 4.0, early=0.8) < 0.2
 
 
+def test_a_hum_is_a_backchannel_however_it_is_spelt():
+    for hum in ('Mmm.', 'Hmmm...', 'Mmhmm.', 'Hm.', 'Mm-hm.', 'mmmm'):
+        assert tc.lexicon_score(hum)[0] == 1.0, hum
+        assert tc.backchannel_probability(hum, 1.2, early=0.5) > 0.9, hum
+    # Words that merely contain m and h are not hums.
+    assert tc.lexicon_score('Mohammed is here.')[0] == 0.0
+    assert tc.lexicon_score('hmm, where is the station?')[0] < 0.5
+
+
 def test_end_of_turn_from_the_transcript():
     complete = tc.end_of_turn_probability('Could you tell me where the station is?')
     statement = tc.end_of_turn_probability('I would like a coffee, please.')

@@ -194,6 +194,15 @@ class TalkerStream:
                 parts.append(samples[a:b])
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
+    def inherit_history(self, other: 'TalkerStream') -> None:
+        """Keep the other stream's audio from before this stream's first hop (the two beams heard one
+        talker, and an utterance that began on the other one goes on here)."""
+        first = self.hops[0][0] if self.hops else float('inf')
+        room = (self.hops.maxlen or 0) - len(self.hops)
+        older = [h for h in other.hops if h[0] < first - 1e-6]
+        for hop in reversed(older[-room:] if room > 0 else []):
+            self.hops.appendleft(hop)
+
     @property
     def latest(self) -> float:
         if not self.hops:

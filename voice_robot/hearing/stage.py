@@ -532,7 +532,10 @@ class HearingStage(Stage):
         live_ids = {tr.track_id for tr in tracks}
         for track_id in list(self.streams):
             if track_id not in live_ids:
-                self._close_stream(self.streams.pop(track_id), t)
+                gone = self.streams.pop(track_id)
+                heir = self.streams.get(self.tracker.merged_into.get(track_id, -1))
+                if heir is None or not self._merge_streams(gone, heir, t):
+                    self._close_stream(gone, t)
         for tr in tracks:
             tr.robot_name = self._robot_for_direction(tr.azimuth, t)
         self._update_beams(tracks)
@@ -577,16 +580,45 @@ class HearingStage(Stage):
             if not heirs:
                 continue
             heir = max(heirs, key=lambda tr: (tr.strength, tr.hits))
-            target = self.streams[heir.track_id]
             stream.segment = None
             stream.endpointer.force_end(t)
-            seg.track_id = heir.track_id
             seg.azimuths, seg.weights = [heir.azimuth], [max(heir.strength, 0.1)]
-            target.segment = seg
-            ep = target.endpointer
+            self._adopt(self.streams[heir.track_id], seg, t)
+            self.stats['utterances moved to another track'] += 1
+
+    def _merge_streams(self, gone: TalkerStream, heir: TalkerStream, t: float) -> bool:
+        """The tracker merged ``gone``'s track into ``heir``'s: both beams heard one talker, so there is
+        one utterance. The older segment goes on in the heir's stream (with the older audio) and a
+        younger duplicate is withdrawn; False when there is nothing to hand over."""
+        seg, other = gone.segment, heir.segment
+        if seg is None or seg.robot_name or (other is not None and other.robot_name):
+            return False
+        gone.segment = None
+        if other is not None and other.start <= seg.start:
+            older, younger, younger_stream = other, seg, gone
+        else:
+            older, younger, younger_stream = seg, other, heir
+            heir.segment = None
+            heir.inherit_history(gone)
+            self._adopt(heir, seg, t)
+        if younger is not None:
+            self.stats['utterances withdrawn (same talker on a merged track)'] += 1
+            self._publish_final(younger_stream, younger, t, text='', confidence=0.0, voice_id='', eot=0.0, bc=0.0)
+        else:
+            self.stats['utterances moved to a merged track'] += 1
+        return True
+
+    @staticmethod
+    def _adopt(target: TalkerStream, seg: Segment, t: float) -> None:
+        """Continue ``seg`` on another talker stream, whose track now carries its talker."""
+        seg.track_id = target.track_id
+        target.segment = seg
+        ep = target.endpointer
+        if ep.in_speech:
+            ep.onset_time = seg.start if ep.onset_time is None else min(ep.onset_time, seg.start)
+        else:
             ep.in_speech, ep.onset_time, ep.silence, ep.silence_start = True, seg.start, 0, None
             ep.last_speech_end = t
-            self.stats['utterances moved to another track'] += 1
 
     def _update_beams(self, tracks: list[Track]) -> None:
         t0 = time.perf_counter()

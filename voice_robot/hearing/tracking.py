@@ -70,6 +70,7 @@ class SourceTracker:
         self._last_t: float | None = None
         self.births = 0
         self.deaths = 0
+        self.merged_into: dict[int, int] = {}     # track id -> the track that absorbed it (last update)
 
     def reset(self) -> None:
         self.tracks.clear()
@@ -110,11 +111,13 @@ class SourceTracker:
     def update(self, t: float, peaks: list[DoaPeak], energy_db: float = -120.0) -> list[Track]:
         """Advance to time t with this block's peaks (possibly none); returns the live tracks.
 
-        Returns the tracks each peak was assigned to in ``self.assigned`` (peak index -> Track).
+        Returns the tracks each peak was assigned to in ``self.assigned`` (peak index -> Track), and
+        the tracks merged away in this update in ``self.merged_into`` (track id -> surviving track id).
         """
         if self._last_t is not None and t < self._last_t:
             raise ValueError(f'tracker time went backwards ({t:.3f} < {self._last_t:.3f})')
         self._last_t = t
+        self.merged_into = {}
         for track in self.tracks:
             self._predict(track, t)
         self.assigned: dict[int, Track] = {}
@@ -173,6 +176,7 @@ class SourceTracker:
             for i, assigned in list(self.assigned.items()):
                 if assigned is tr:
                     self.assigned[i] = twin
+            self.merged_into[tr.track_id] = twin.track_id
             self.deaths += 1
         self.tracks = sorted(keep, key=lambda x: x.track_id)
 

@@ -230,9 +230,13 @@ def text_end_features(text: str, names=()) -> dict[str, float]:
     }
 
 
+# Whisper spells a hum as many ways as it is drawn out: "Mmm", "Hmmm", "Mmhmm", "Hm".
+_HUM = re.compile(r'(?<![a-z])(?=[mh]*m)[mh]{2,}(?![a-z])')
+
+
 def lexicon_score(text: str) -> tuple[float, float]:
     """(backchannel cue, interruption cue) in [0, 1] from the words of a (partial) transcript."""
-    t = ' ' + _norm_text(text) + ' '
+    t = ' ' + _HUM.sub('mm', _norm_text(text)) + ' '
     words = t.split()
     if not words:
         return 0.0, 0.0
