@@ -1,4 +1,5 @@
 """HearingStage end to end on rendered rooms: utterances, directions, robots never taken for people."""
+import math
 import re
 
 import numpy as np
@@ -390,3 +391,47 @@ def _endpointer(stage):
     from voice_robot.hearing.segmenter import Endpointer
     cfg = stage.config.vad
     return Endpointer(cfg.threshold, cfg.onset_ms, cfg.min_silence_ms, cfg.max_utterance_s)
+
+
+def test_the_next_talker_close_by_after_a_short_pause_is_another_utterance(hearing_models):
+    """Two people 15 degrees apart take turns with a 0.25 s pause: too short to end an utterance, and the
+    tracker follows the sound across on one track. The bearing jump after the pause splits them."""
+    robot = scenes.make_robot(6, 0.046, (3.0, 2.5))
+
+    def trimmed(x):
+        loud = np.flatnonzero(np.abs(x) > 0.01 * np.abs(x).max())
+        return x[loud[0]:loud[-1] + 1]
+    first = trimmed(tts('flite:slt', 'Could you turn the music down a little?'))
+    second = trimmed(tts('flite:rms', 'I think it is fine as it is.'))
+    second_start = 1.0 + first.size / SR + 0.25
+    scene = scenes.render(robot, [scenes.Talker(scenes.place(robot, 30, 1.6), first, 1.0, 'iris'),
+                                  scenes.Talker(scenes.place(robot, 45, 1.6), second, second_start, 'jon')],
+                          (6.0, 5.0, 3.0), 0.4, 20, 'pink', seed=3, max_order=10)
+    stage = HearingStage(robot, [], HearingConfig(), models=hearing_models)
+    messages, _ = run_stage_on_audio(stage, scene.mics, SR, charge_compute=False)
+    heard = finals(messages)
+    assert stage.stats['utterances split (another talker after a pause)'] == 1
+    assert len(heard) == 2, [(u.start, u.end, u.transcript) for u in heard]
+    iris, jon = heard
+    assert iris.end <= second_start and jon.start >= second_start - 0.1
+    assert 'music' in words(iris.transcript) and 'fine' in words(jon.transcript)
+    assert angle_error_deg(iris.azimuth, math.radians(30)) < 6 and angle_error_deg(jon.azimuth, math.radians(45)) < 6
+    assert iris.voice_id != jon.voice_id
+
+
+def test_a_bearing_jump_across_a_pause_is_a_new_talker_unless_the_talker_was_moving():
+    from voice_robot.hearing.segmenter import Segment
+
+    def change(before_deg, after_deg):
+        seg = Segment('ada/1', 1, 0.0)
+        seg.bearings = [(0.064 * k, math.radians(a)) for k, a in enumerate(before_deg)]
+        seg.bearings += [(1.0 + 0.064 * k, math.radians(a)) for k, a in enumerate(after_deg)]
+        seg.pause = (0.064 * len(before_deg), 0.95)
+        return HearingStage._talker_change(seg)
+
+    still = [30, 31, 29, 30, 32, 30, 29, 31]
+    assert change(still, [46, 45, 47, 46]) == (0.064 * 8, 0.95)
+    assert change(still, [33, 29, 32, 31]) is None          # the same talker after a breath
+    assert change(still, [46, 45]) is None                  # too early to tell: the pause is kept
+    walking = [30 + 2.5 * k for k in range(8)]              # about 40 deg/s around the array
+    assert change(walking, [52, 53, 54, 55]) is None

@@ -131,6 +131,8 @@ class Segment:
     speculative_end: float | None = None       # the silence start a speculative final was decoded for
     speculative_text: str = ''
     speculative_confidence: float = 0.0
+    bearings: list = field(default_factory=list)  # (time, azimuth) of the DOA peaks that fed the track
+    pause: tuple | None = None                 # (start, end) of the latest pause inside, until judged
 
 
 class TalkerStream:

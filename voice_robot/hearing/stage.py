@@ -66,6 +66,13 @@ BARGE_IN_ASR_INTERVAL_S = 0.2   # re-decode this often while someone talks over 
 EARLY_BACKCHANNEL_S = turn_cues.EARLY_WINDOWS_S     # acoustic backchannel estimates published at these ages
 MAX_PARTIAL_LAG_S = 0.3
 YOUNG_SEGMENT_S = 0.3          # an utterance this young may still move to the track that hears it
+# Two people close together take turns on one track (the tracker follows the sound across); a pause
+# followed by sound from clearly elsewhere is the next talker, even when the pause is too short to end
+# an utterance.
+TALKER_CHANGE_PAUSE_S = 0.064
+TALKER_CHANGE_DEG = 12.0       # the tracker's merge distance: closer bearings are one talker
+TALKER_CHANGE_BLOCKS = 4       # DOA blocks on each side of the pause that must agree
+WALKING_DEG_PER_S = 15.0       # a talker turning around the array this fast before the pause is moving
 DIRECTION_HINT_DEG = 12.0      # a new utterance this close to a known voice's direction hints at it
 ELSEWHERE_DEG = 25.0           # ... and one this far from where a voice was just heard is likely someone else
 VOICE_PLACE_MEMORY_S = 60.0
@@ -418,6 +425,7 @@ class HearingStage(Stage):
             located = may_open and track.last_update >= chunk_stamp - self.block_hops * self.hop_s \
                 and not self._echo_dominated
             onset = min(self.config.vad.threshold, self.config.vad.located_threshold) if located else None
+            pause_start = stream.endpointer.silence_start
             for ev in stream.endpointer.push(chunk_stamp, p, may_open, onset):
                 if replay:
                     continue      # replayed history only decides the state; events come live
@@ -425,6 +433,9 @@ class HearingStage(Stage):
                     self._open_segment(stream, track, ev.time)
                 else:
                     self._close_segment(stream, ev.time, ev.forced)
+            if stream.segment is not None and pause_start is not None and stream.endpointer.silence_start is None \
+                    and chunk_stamp - pause_start >= TALKER_CHANGE_PAUSE_S:
+                stream.segment.pause = (pause_start, chunk_stamp)
             if not replay and stream.segment is not None:
                 self._segment_progress(stream, chunk_stamp + CHUNK / self.sample_rate)
                 self._speculate(stream)
@@ -549,6 +560,11 @@ class HearingStage(Stage):
                     seg.azimuths.append(tr.azimuth)
                     seg.weights.append(max(tr.strength, 0.1))
                     seg.foreign_since = None
+                    seg.bearings.extend((t, peaks[i].azimuth) for i, a in self.tracker.assigned.items() if a is tr)
+                    pause = self._talker_change(seg) if seg.pause is not None and not seg.robot_name else None
+                    if pause is not None:
+                        self._split_at_pause(stream, tr, pause)
+                        seg = stream.segment
                 elif seg.foreign_since is None and (supported or len(self._echo_history) == sum(self._echo_history)
                                                     == self._echo_history.maxlen):
                     # Another source is what the array hears now, or only the robot's own voice is.
@@ -585,6 +601,39 @@ class HearingStage(Stage):
             seg.azimuths, seg.weights = [heir.azimuth], [max(heir.strength, 0.1)]
             self._adopt(self.streams[heir.track_id], seg, t)
             self.stats['utterances moved to another track'] += 1
+
+    @staticmethod
+    def _talker_change(seg: Segment) -> tuple[float, float] | None:
+        """The segment's latest pause if the sound after it came from clearly elsewhere than before it.
+        Undecided (too few bearings after the pause yet) keeps the pause for later blocks."""
+        start, end = seg.pause
+        before = [(t, az) for t, az in seg.bearings if t <= start][-3 * TALKER_CHANGE_BLOCKS:]
+        after = [az for t, az in seg.bearings if t > end]
+        if len(after) < TALKER_CHANGE_BLOCKS:
+            return None
+        seg.pause = None
+        if len(before) < TALKER_CHANGE_BLOCKS:
+            return None
+
+        def mean(azimuths):
+            return math.atan2(sum(math.sin(a) for a in azimuths), sum(math.cos(a) for a in azimuths))
+        centre = mean([az for _, az in before])
+        times = np.array([t for t, _ in before])
+        offsets = np.array([wrap(az - centre) for _, az in before])
+        if np.ptp(times) > 0 and abs(np.polyfit(times, offsets, 1)[0]) > math.radians(WALKING_DEG_PER_S):
+            return None                  # a moving talker's bearing jumps across a pause too
+        return (start, end) if abs(wrap(mean(after) - centre)) > math.radians(TALKER_CHANGE_DEG) else None
+
+    def _split_at_pause(self, stream: TalkerStream, track: Track, pause: tuple[float, float]) -> None:
+        """End the utterance where the pause began and start the next talker's where it ended."""
+        start, end = pause
+        after = [(t, az) for t, az in stream.segment.bearings if t > end]
+        self.stats['utterances split (another talker after a pause)'] += 1
+        self._close_segment(stream, start, True)
+        stream.voice_id = ''            # the track's voice was the previous talker's
+        self._open_segment(stream, track, end)
+        if stream.segment is not None:
+            stream.segment.bearings = after
 
     def _merge_streams(self, gone: TalkerStream, heir: TalkerStream, t: float) -> bool:
         """The tracker merged ``gone``'s track into ``heir``'s: both beams heard one talker, so there is
@@ -1022,10 +1071,7 @@ class HearingStage(Stage):
                 self.drop('embedding failed', str(exc))
         self.compute['embedding'] += time.perf_counter() - t0
         if emb is None:
-            track_voice = self.registry.canonical(stream.voice_id) if stream.voice_id else ''
-            if track_voice in self._voices_elsewhere(seg, end):
-                track_voice = ''
-            return track_voice or self._voice_from_direction(seg), ''
+            return self._track_voice(stream, seg) or self._voice_from_direction(seg), ''
         self.embedding_log.append((seg.utterance_id, seg.start, end, emb))
         del self.embedding_log[:-EMBEDDING_LOG]
         if self.models.robot_voices is not None:
@@ -1039,11 +1085,7 @@ class HearingStage(Stage):
         # Overlap with a segment hearing took back (noise, a robot's voice) was nobody talking.
         overlapped = sum(sec for uid, sec in seg.overlapped_with.items() if uid not in self._withdrawn) > 0.3 * duration
         elsewhere = self._voices_elsewhere(seg, end)
-        # The track's previous voice is a good guess only if the talker is still where it was heard
-        # (a track can be handed from one talker to another nearby).
-        track_voice = self.registry.canonical(stream.voice_id) if stream.voice_id else ''
-        if track_voice in elsewhere:
-            track_voice = ''
+        track_voice = self._track_voice(stream, seg)
         if duration < cfg.diarization.min_audio_s or overlapped:
             if track_voice:
                 return track_voice, ''
@@ -1101,6 +1143,18 @@ class HearingStage(Stage):
                 out[f'track{other.track_id}'] = (round(envelope_correlation(levels, l2, range(-2, 3)), 3),
                                                  round(float(np.mean(levels) - np.mean(l2[2:-2])), 1))
         return out
+
+    def _track_voice(self, stream: TalkerStream, seg: Segment) -> str:
+        """The track's previous voice, if this segment comes from where that voice was heard: a track
+        can be handed from one talker to another nearby, and then its voice is no hint."""
+        voice = self.registry.canonical(stream.voice_id) if stream.voice_id else ''
+        if not voice:
+            return ''
+        az, _ = self._azimuth(seg)
+        places = [vaz for vid, (vaz, _) in self._voice_directions.items() if self.registry.canonical(vid) == voice]
+        if places and min(abs(wrap(az - vaz)) for vaz in places) > math.radians(DIRECTION_HINT_DEG):
+            return ''
+        return voice
 
     def _voices_elsewhere(self, seg: Segment, end: float) -> set[str]:
         """Voices this robot heard recently from a clearly different direction than this segment."""
