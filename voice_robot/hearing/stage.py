@@ -631,6 +631,7 @@ class HearingStage(Stage):
         self.stats['utterances split (another talker after a pause)'] += 1
         self._close_segment(stream, start, True)
         stream.voice_id = ''            # the track's voice was the previous talker's
+        stream.endpointer.onset_time = end      # the longest-utterance limit counts from the new talker
         self._open_segment(stream, track, end)
         if stream.segment is not None:
             stream.segment.bearings = after
@@ -644,9 +645,9 @@ class HearingStage(Stage):
             return False
         gone.segment = None
         if other is not None and other.start <= seg.start:
-            older, younger, younger_stream = other, seg, gone
+            younger, younger_stream = seg, gone
         else:
-            older, younger, younger_stream = seg, other, heir
+            younger, younger_stream = other, heir
             heir.segment = None
             heir.inherit_history(gone)
             self._adopt(heir, seg, t)
