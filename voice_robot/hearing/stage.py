@@ -653,7 +653,7 @@ class HearingStage(Stage):
             self._adopt(heir, seg, t)
         if younger is not None:
             self.stats['utterances withdrawn (same talker on a merged track)'] += 1
-            self._publish_final(younger_stream, younger, t, text='', confidence=0.0, voice_id='', eot=0.0, bc=0.0)
+            self._withdraw(younger_stream, younger, t)
         else:
             self.stats['utterances moved to a merged track'] += 1
         return True
@@ -860,7 +860,7 @@ class HearingStage(Stage):
 
     def _withdraw_as_robot(self, stream: TalkerStream, seg: Segment, t: float, robot: str) -> None:
         """A published segment turned out to be a robot's voice: a final with no words takes it back."""
-        self._publish_final(stream, seg, t, text='', confidence=0.0, voice_id='', eot=0.0, bc=0.0)
+        self._withdraw(stream, seg, t)
         seg.robot_name = robot
         self.stats['robot speech suppressed'] += 1
         self.stats[f'robot speech suppressed: {robot}'] += 1
@@ -1013,7 +1013,7 @@ class HearingStage(Stage):
         duration = end - seg.start
         if duration * 1000.0 < cfg.vad.min_speech_ms:
             self.stats['utterances withdrawn (too short)'] += 1
-            self._publish_final(stream, seg, end, text='', confidence=0.0, voice_id='', eot=0.0, bc=0.0)
+            self._withdraw(stream, seg, end)
             return
         pad = cfg.vad.pad_ms / 1000.0
         audio = stream.audio(seg.start - pad, end + pad)
@@ -1035,7 +1035,7 @@ class HearingStage(Stage):
         if robot_voice:
             self.stats['robot speech suppressed'] += 1
             self.stats[f'robot speech suppressed: {robot_voice}'] += 1
-            self._publish_final(stream, seg, end, text='', confidence=0.0, voice_id='', eot=0.0, bc=0.0)
+            self._withdraw(stream, seg, end)
             return
         if seg.speculative_end is not None and abs(seg.speculative_end - end) < 1e-6:
             text, confidence = seg.speculative_text, seg.speculative_confidence
@@ -1046,7 +1046,7 @@ class HearingStage(Stage):
             # Garbled residue of our own voice: what was said is unknown (a "mm-hmm", most likely),
             # and words nobody said must not become a turn to answer: take the utterance back.
             self.stats['utterances withdrawn (doubtful words over own voice)'] += 1
-            self._publish_final(stream, seg, end, text='', confidence=0.0, voice_id='', eot=0.0, bc=0.0)
+            self._withdraw(stream, seg, end)
             return
         t1 = time.perf_counter()
         eot = turn_cues.end_of_turn_probability(text, speech, self.sample_rate, names=self.name_matcher.names)
@@ -1213,6 +1213,10 @@ class HearingStage(Stage):
             voice_id=self.registry.canonical(stream.voice_id) if stream.voice_id else '',
             azimuth=az, azimuth_std=std, transcript=seg.transcript, is_final=False, confidence=0.0,
             end_of_turn_probability=eot, backchannel_probability=bc, stamp=self.now()))
+
+    def _withdraw(self, stream, seg, end) -> None:
+        """Take an utterance back: a final with no words and no voice."""
+        self._publish_final(stream, seg, end, text='', confidence=0.0, voice_id='', eot=0.0, bc=0.0)
 
     def _publish_final(self, stream, seg, end, text, confidence, voice_id, eot, bc) -> None:
         az, std = self._azimuth(seg)
