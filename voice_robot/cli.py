@@ -84,7 +84,7 @@ def cmd_robot(args) -> int:
     try:
         nodes = make_nodes(str(args.config), deployment, args.robot, use_sim_time=args.use_sim_time,
                            only=args.only.split(',') if args.only else None)
-        spin_nodes(nodes, threads=max(4, len(nodes)))
+        spin_nodes(nodes)
     finally:
         if rclpy.ok():
             rclpy.shutdown()

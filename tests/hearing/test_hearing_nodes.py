@@ -60,13 +60,11 @@ def test_audio_capture_builds_from_audio_in(replay_deployment):
 
 def test_capture_and_hearing_nodes_hear_a_person_over_ros(replay_deployment, ros):
     import voice_robot_interfaces.msg as vr
-    from rclpy.executors import MultiThreadedExecutor
 
     from voice_robot.nodes.convert import sources_from_ros, utterance_from_ros
     from voice_robot.nodes.shell import StageNode
 
     path, scene = replay_deployment
-    ros.executor = MultiThreadedExecutor(num_threads=3)
     hearing = ros.add(StageNode('hearing', 'hearing', hearing_node.build, namespace='/ada', robot='ada',
                                 deployment_file=str(path)))
     probe = ros.probe('hearing_probe')

@@ -19,7 +19,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 
@@ -232,23 +232,48 @@ class StageNode(LifecycleNode):
         return Header(stamp=self.get_clock().now().to_msg())
 
 
-def spin_nodes(nodes: list, threads: int = 4) -> None:
-    """Spin nodes until Ctrl-C or SIGTERM, then shut them down cleanly."""
-    executor = MultiThreadedExecutor(num_threads=threads)
-    for node in nodes:
-        executor.add_node(node)
+def spin_nodes(nodes: list) -> None:
+    """Spin nodes until Ctrl-C or SIGTERM, then shut them down cleanly.
+
+    Each node gets its own single-threaded executor in its own thread. rclpy's MultiThreadedExecutor
+    wakes again and again while a mutually exclusive group is busy (its subscription has data it may
+    not take yet), so one long hearing callback (a Whisper decode) made it spin: it burned a core and
+    starved hearing of the GIL until its audio queue overflowed. One executor per node waits only on
+    its own node, and nodes still overlap where the GIL is released (Whisper, ONNX, numpy).
+    """
     stop = threading.Event()
+    executors = []
+    for node in nodes:
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executors.append(executor)
+
+    def run(executor) -> None:
+        try:
+            executor.spin()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        finally:
+            stop.set()          # one node's executor ending (shutdown or crash) stops them all
 
     def on_signal(signum, frame):
         stop.set()
-        executor.shutdown(timeout_sec=0)
 
     signal.signal(signal.SIGTERM, on_signal)
+    threads = [threading.Thread(target=run, args=(e,), name=f'spin-{n.get_name()}', daemon=True)
+               for e, n in zip(executors, nodes)]
+    for thread in threads:
+        thread.start()
     try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        while not stop.wait(0.2):
+            pass
+    except KeyboardInterrupt:
         pass
     finally:
+        for executor in executors:
+            executor.shutdown(timeout_sec=0)
+        for thread in threads:
+            thread.join(timeout=2.0)
         for node in nodes:
             try:
                 if isinstance(node, StageNode) and node.stage is not None:
@@ -256,7 +281,6 @@ def spin_nodes(nodes: list, threads: int = 4) -> None:
                 node.destroy_node()
             except Exception:
                 pass
-        executor.shutdown(timeout_sec=1.0)
 
 
 def run_stage_node(node_name: str, section: str | None, builder: Builder, args=None) -> None:
