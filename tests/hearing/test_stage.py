@@ -332,24 +332,29 @@ def test_a_person_over_a_peer_is_kept_when_the_peer_heard_them_too(hearing_model
         [(u.start, u.end, u.transcript) for u in finals(messages)]
 
 
-def test_a_first_utterance_overlapped_only_by_a_withdrawn_segment_founds_a_voice(hearing_models):
+def test_a_first_utterance_overlapped_only_by_a_withdrawn_segment_or_a_fragment_founds_a_voice(hearing_models):
     """Overlap with a segment hearing took back (noise, a reflection of the robot) was nobody talking;
     overlap with someone still heard keeps a mixture from founding a voice."""
     from voice_robot.hearing.segmenter import Segment, TalkerStream
     ada = scenes.make_robot(name='ada', position=(3.0, 2.5))
     speech = tts('flite:awb', 'Where did I put my keys this morning, I wonder?')
 
-    def first_utterance(withdrawn: bool) -> str:
+    def first_utterance(withdrawn: bool = False, fragment_span: tuple | None = None) -> str:
         stage = HearingStage(ada, [], HearingConfig(), models=hearing_models)
         stream = TalkerStream(1, stage.nfft, stage.models.vad.stream(), None, SR, 10.0)
         seg = Segment('ada/2', 1, 0.0, azimuths=[0.3], weights=[1.0])
         seg.overlapped_with = {'ada/1': 0.8 * speech.size / SR}
         if withdrawn:
             stage._withdrawn.append('ada/1')
+        if fragment_span:
+            stage._closed_spans['ada/1'] = fragment_span
         return stage._identify(stream, seg, speech, speech.size / SR)[0]
 
     assert first_utterance(withdrawn=True).startswith('voice_ada_')
-    assert first_utterance(withdrawn=False) == ''
+    assert first_utterance() == ''
+    # Overlap is counted while both are open, the other's closing silence included: a fragment that
+    # ended after 0.4 s of speech covered no more than that.
+    assert first_utterance(fragment_span=(0.2, 0.6)).startswith('voice_ada_')
 
 
 def test_one_talker_heard_on_two_merging_tracks_is_one_utterance(hearing_models):

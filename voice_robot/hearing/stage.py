@@ -81,6 +81,7 @@ BACKGROUND_MIN_S = 0.3         # less background than this describes it badly: e
 NEARBY_VOICE_MIN_SIMILARITY = 0.4   # a weak check (other people mostly score 0.3-0.6): rules out clear clashes
 REVERB_DECAY_DB_PER_S = 80.0   # 60 dB in 0.75 s: slower than most rooms ring down
 EMBEDDING_LOG = 200          # recent utterance embeddings kept for diagnostics and analysis
+CLOSED_SPANS_KEPT = 64       # recent finals whose spans bound how much they overlapped later ones
 NOISE_LEARN_MARGIN_DB = 2.0  # gevd: blocks this close to the floor, ...
 NOISE_LEARN_AFTER_SPEECH_S = 0.6   # ... this long after anyone spoke, are background
 PEER_UTTERANCES_KEPT = 64    # recent utterances of each peer's hearing
@@ -204,6 +205,7 @@ class HearingStage(Stage):
         self._voice_directions: dict[str, tuple[float, float]] = {}
         self.embedding_log: list[tuple[str, float, float, np.ndarray]] = []
         self._withdrawn: deque = deque(maxlen=64)       # utterance ids published as withdrawn finals
+        self._closed_spans: dict[str, tuple[float, float]] = {}   # recent finals' (start, end), bounded
         self._leak_floor = 10 ** (-20 / 10)
 
     # --- wiring ----------------------------------------------------------------------------------
@@ -1084,7 +1086,7 @@ class HearingStage(Stage):
                     return '', robot
         duration = speech.size / self.sample_rate
         # Overlap with a segment hearing took back (noise, a robot's voice) was nobody talking.
-        overlapped = sum(sec for uid, sec in seg.overlapped_with.items() if uid not in self._withdrawn) > 0.3 * duration
+        overlapped = self._overlap_s(seg, end) > 0.3 * duration
         elsewhere = self._voices_elsewhere(seg, end)
         track_voice = self._track_voice(stream, seg)
         if duration < cfg.diarization.min_audio_s or overlapped:
@@ -1109,6 +1111,20 @@ class HearingStage(Stage):
         az, _ = self._azimuth(seg)
         self._voice_directions[voice_id] = (az, end)
         return voice_id, ''
+
+    def _overlap_s(self, seg: Segment, end: float) -> float:
+        """Seconds of the segment other people's speech covered. Counted per block while both were open,
+        which includes the other's closing silence: for one that has ended, no more than the time its
+        speech really overlapped (a 0.4 s fragment is not 0.7 s of someone else talking)."""
+        total = 0.0
+        for uid, sec in seg.overlapped_with.items():
+            if uid in self._withdrawn:
+                continue        # hearing took it back: noise or a robot's voice, nobody talking
+            span = self._closed_spans.get(uid)
+            if span is not None:
+                sec = min(sec, max(0.0, min(end, span[1]) - max(seg.start, span[0])))
+            total += sec
+        return total
 
     def _without_background(self, stream: TalkerStream, seg: Segment, speech: np.ndarray) -> np.ndarray:
         """The utterance with the beam's background (learnt just before its onset) gated out."""
@@ -1228,6 +1244,9 @@ class HearingStage(Stage):
         self.publish('hearing/utterances', final)
         if final.withdrawn:
             self._withdrawn.append(seg.utterance_id)
+        self._closed_spans[seg.utterance_id] = (final.start, final.end)
+        while len(self._closed_spans) > CLOSED_SPANS_KEPT:
+            del self._closed_spans[next(iter(self._closed_spans))]
         self._publish_identities()
 
     def _publish_sources(self, t: float, tracks: list[Track]) -> None:
