@@ -157,3 +157,23 @@ def test_a_turn_does_not_end_on_silence_hearing_has_not_processed_yet():
     bus.run_until(4.5)
     assert out and out[0].utterance_id == 'ada/1'
     _ = stage, probe
+
+
+def test_a_fragment_heard_beside_a_turn_does_not_swallow_it():
+    """One robot's hearing gives a short fragment (another direction, a few garbled words) and, over the
+    same span, a real request: two turns, each with its own fused decision, however much they overlap."""
+    bus = InProcessBus(charge_compute=False)
+    stage = bus.add(AddresseeStage(ADA, [ADA], AddresseeConfig(fuse_window_s=0.1), TurnConfig()), ADA.ns)
+    fused = []
+    bus.tap('/conversation/addressee', lambda topic, est, t: fused.append(est) if est.fused else None)
+    fragment = m.Utterance('ada/4', 'ada', 18.42, 18.94, azimuth=-1.0, is_final=True, transcript='Okay, so.',
+                           end_of_turn_probability=0.4, backchannel_probability=0.9)
+    request = m.Utterance('ada/3', 'ada', 18.35, 20.67, voice_id='v1', azimuth=-0.4, is_final=True,
+                          transcript='Ada, so where do the glass bottles go?', end_of_turn_probability=0.96)
+    bus.publish('/ada/hearing/utterances', fragment, at=19.4)
+    bus.publish('/ada/hearing/utterances', request, at=21.1)
+    bus.run_until(23.0)
+    decided = {e.utterance_id: e.decision for e in fused}
+    assert set(decided) == {'ada/3', 'ada/4'}
+    assert decided['ada/3'] == 'ada'
+    _ = stage

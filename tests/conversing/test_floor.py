@@ -267,3 +267,51 @@ def test_nobody_takes_the_floor_while_a_person_is_still_talking():
                                                          transcript='and one more thing'), at=3.05)
     bus.run_until(3.2)
     assert grants(events) == ['bruno']
+
+
+def test_a_few_garbled_words_over_our_voice_are_talked_on_over_not_answered():
+    """Our residue can turn an "mm-hmm" into words ("Same thing."). Short, no question, no name, nothing
+    that cuts in: after stopping for it the robot picks its act up again, and nobody answers it."""
+    bus, floors, _, events, commands = setup()
+    publish_turn(bus, 'ada', [0.9, 0.05, 0.03, 0.02], [0.9, 0.05, 0.03, 0.02], 0.5, start=0.1, end=0.4)
+    bus.run_until(0.9)
+    bus.publish('/ada/speech/command', m.SpeechCommand(m.SpeechAction.SAY, 's1', 'Once upon a time. The sea'), at=0.9)
+    bus.publish('/ada/speech/command', m.SpeechCommand(m.SpeechAction.APPEND, 's1', 'was calm. The end.'), at=0.95)
+    speak(bus, 1.0)
+    onset(bus, 'ada/9', 3.0, 0.05, 0.1)
+    onset(bus, 'ada/9', 3.0, 0.3, 0.1)
+    bus.run_until(3.4)
+    assert m.SpeechAction.CANCEL in actions(commands)           # the acoustics took it for an interruption
+    bus.publish('/ada/speech/state', m.SpeechState('ada', False, 's1', text='Once upon a time. The sea was',
+                                                    progress=0.6, cancelled=True, stamp=3.32), at=3.32)
+    onset(bus, 'ada/9', 3.0, 0.8, 0.12, final=True, text='Same thing.')
+    bus.run_until(3.9)
+    says = [c for _, r, c in commands if c.action == m.SpeechAction.SAY and c.speech_id.endswith('resumed')]
+    assert says and says[0].text == 'The sea was calm. The end.'
+    # Addressee then takes the words for a turn to ada: the floor does not answer it.
+    publish_turn(bus, 'ada', [0.9, 0.05, 0.03, 0.02], [0.9, 0.05, 0.03, 0.02], 4.0, start=3.0, end=3.8)
+    bus.run_until(5.0)
+    assert grants(events) == ['ada'] and floors['ada'].stats['short remarks talked on over'] == 1
+
+
+def test_a_request_is_not_talked_on_over():
+    bus, _, _, _, commands = setup()
+    speak(bus, 1.0)
+    onset(bus, 'ada/9', 3.0, 0.3, 0.1)
+    bus.run_until(3.4)
+    bus.publish('/ada/speech/state', m.SpeechState('ada', False, 's1', text='Once upon a time.', progress=0.3,
+                                                    cancelled=True, stamp=3.32), at=3.32)
+    onset(bus, 'ada/9', 3.0, 0.8, 0.12, final=True, text='Tell me more.')
+    bus.run_until(3.9)
+    assert not [c for _, r, c in commands if c.speech_id.endswith('resumed')]
+
+
+def test_a_turn_for_nobody_gives_way_to_another_utterance_in_the_same_span():
+    bus, _, _, events, _ = setup()
+    fragment = estimate('ada', [0.05, 0.05, 0.05, 0.85], True, start=18.42, end=18.94)
+    bus.publish('/conversation/addressee', fragment, at=19.8)
+    bus.run_until(20.0)
+    request = m.AddresseeEstimate('ada/3', 'ada', CANDS, [0.9, 0.04, 0.03, 0.03], 'ada', 18.35, 20.67, fused=True)
+    bus.publish('/conversation/addressee', request, at=21.2)
+    bus.run_until(21.6)
+    assert grants(events) == ['ada']

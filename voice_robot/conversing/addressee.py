@@ -258,6 +258,12 @@ def same_turn(a: m.AddresseeEstimate, b: m.AddresseeEstimate) -> bool:
     return ov >= 0.5 * shorter
 
 
+def _another_utterance(estimates: list[m.AddresseeEstimate], est: m.AddresseeEstimate) -> bool:
+    """The same robot's hearing already gave this span another utterance: two segments heard at once
+    (two talkers, or a fragment beside a real turn) are two turns, however much they overlap."""
+    return any(e.robot == est.robot and e.utterance_id != est.utterance_id for e in estimates)
+
+
 @dataclass
 class _Pending:
     first_seen: float
@@ -280,6 +286,7 @@ class AddresseeStage(Stage):
                                     weights or Weights.load(config.weights_file), config.min_probability)
         self.pending: list[_Pending] = []
         self.fused: list[m.AddresseeEstimate] = []     # recent fused decisions (bounded)
+        self.fused_from: list[list[m.AddresseeEstimate]] = []   # the estimates each was fused from
         self.features_log: list[dict] = []             # for fitting; bounded
         self.robot_names = [r.name for r in robots]
         # Audio time hearing has processed: silence not yet heard cannot end a turn (hearing may lag
@@ -342,10 +349,11 @@ class AddresseeStage(Stage):
         if set(est.candidates) != set(self.model.candidates):
             return self.drop('estimate with other candidates', est.robot)
         for p in self.pending:
-            if any(same_turn(e, est) for e in p.estimates):
+            if any(same_turn(e, est) for e in p.estimates) and not _another_utterance(p.estimates, est):
                 p.estimates = [e for e in p.estimates if e.robot != est.robot] + [est]
                 return
-        if any(same_turn(f, est) for f in self.fused[-20:]):
+        if any(same_turn(f, est) and not _another_utterance(members, est)
+               for f, members in zip(self.fused[-20:], self.fused_from[-20:])):
             self.stats['late peer estimates'] += 1   # the window closed; decision already taken
             return
         self.pending.append(_Pending(self.now(), [est]))
@@ -362,5 +370,7 @@ class AddresseeStage(Stage):
             fused = fuse(p.estimates, self.robot, self.config.min_probability, now)
             self.fused.append(fused)
             self.fused = self.fused[-50:]
+            self.fused_from.append(p.estimates)
+            self.fused_from = self.fused_from[-50:]
             self.context.on_decision(fused)
             self.publish('/conversation/addressee', fused)

@@ -17,12 +17,15 @@ Barge-in (the speaking robot decides): human speech onset while speaking ducks t
 they open like an interruption ("wait", "sorry", a wh- or can-you question, our name); speech still going
 on at give_up_after_s stops the robot unless its words are a listener response or hearing still takes it
 for one (then it gets twice as long). A backchannel ("mm-hmm")
-keeps the floor, a real interruption stops the robot within one audio chunk. If the "interruption" turns out to be no words at all (a cough), the robot resumes.
+keeps the floor, a real interruption stops the robot within one audio chunk. If the "interruption" turns
+out to be no words at all (a cough), or a few words that cannot be a turn of their own (our residue
+garbling an "mm-hmm"), the robot resumes, and nobody answers those words.
 """
 from __future__ import annotations
 
 import itertools
 import math
+import re
 from dataclasses import dataclass, field
 
 from voice_robot import messages as m
@@ -37,6 +40,8 @@ FloorKind = m.FloorKind
 LONGER_THAN_BACKCHANNEL = 2.0   # a finished utterance this many give_up_after_s long was no "mm-hmm"
 EARLY_WINDOW_S = 0.1       # decisions within this of decide_after_s use the stricter early threshold
 OPEN_SPEECH_STALE_S = 1.0   # a partial not updated for this long is no longer someone talking
+LISTENER_RESPONSE_MAX_WORDS = 3   # "same thing", "I love him": what our residue makes of an "mm-hmm"
+THANKS = re.compile(r"^(thanks|thank you)\b")   # mid-explanation, thanks usually means "that will do"
 IDLE_RELEASE_S = 10.0    # longer than the dialogue's LLM timeout: a slow reply after a filler keeps the floor
 
 
@@ -51,6 +56,7 @@ class Contest:
     created: float = 0.0
     owner: str | None = None
     granted: bool = False
+    absorbed: bool = False      # a listener response we stopped for and then talked on over: nobody answers
 
 
 @dataclass
@@ -155,6 +161,8 @@ class FloorStage(Stage):
             if p_me + p_group < 0.2:
                 return
             c = self._contest_for(est.utterance_start, est.utterance_end)
+            if c.absorbed:
+                return
             c.claim_ids[self.robot] = est.utterance_id
             busy = self.speech is not None and self.speech.speaking
             score = p_me + p_group * group_share(self.me, self.robots, est, busy, self.last_spoke_at, self.now())
@@ -162,6 +170,12 @@ class FloorStage(Stage):
             c.claims[self.robot] = score
             return
         c = self._contest_for(est.utterance_start, est.utterance_end)
+        if c.owner == '' and not c.absorbed and c.decision is not None \
+                and c.decision.utterance_id != est.utterance_id and est.decision != OTHERS:
+            # Another utterance heard in the same span (a fragment beside a real turn) was for nobody;
+            # this one is for someone: it decides.
+            self.stats['turns decided again (another utterance, same span)'] += 1
+            c.owner = None
         c.decision = est
         c.claim_ids.setdefault(self.robot, est.utterance_id)
         self._resolve(c)
@@ -361,16 +375,37 @@ class FloorStage(Stage):
             self.stats['barge-in kept (backchannel)'] += 1
             self.publish('speech/command', m.SpeechCommand(m.SpeechAction.UNDUCK, stamp=now))
             return
-        if words.words == 0 and self.resume is not None and not self._someone_talking(now):
-            # No words at all: a cough or a noise. Pick up where we were (unless someone has started
-            # talking meanwhile: then the floor is theirs).
-            self.stats['false interruptions resumed'] += 1
+        if self.resume is not None and not self._someone_talking(now) \
+                and (words.words == 0 or self._listener_response(u, words)):
+            # No words at all (a cough), or a few words that neither ask nor call anyone, over our voice
+            # ("mm-hmm" garbled by our own residue into "same thing"): pick up where we were, and do not
+            # answer them (unless someone has started talking meanwhile: then the floor is theirs).
+            if words.words:
+                self.stats['short remarks talked on over'] += 1
+                self._absorb(u)
+            else:
+                self.stats['false interruptions resumed'] += 1
             self._resume_speech(self.resume, now)
             self.resume = None
             return
         self.resume = None
         if self.my_grant is not None:
             self._release()
+
+    def _listener_response(self, u: m.Utterance, words) -> bool:
+        """Heard over our voice, about as long as a backchannel, and nothing in the words that asks,
+        calls a robot or cuts in: a listener response whatever ASR made of it."""
+        short = u.end - u.start < self.barge.give_up_after_s * LONGER_THAN_BACKCHANNEL
+        return (short and words.words <= LISTENER_RESPONSE_MAX_WORDS and not words.interrupting
+                and not words.request and not words.group
+                and not any(nc.vocative or nc.mention for nc in words.names.values())
+                and not THANKS.match(u.transcript.strip().lower()))
+
+    def _absorb(self, u: m.Utterance) -> None:
+        c = self._contest_for(u.start, u.end)
+        c.owner, c.absorbed = '', True
+        if c in self.queue:
+            self.queue.remove(c)
 
     def _resume_speech(self, state: m.SpeechState, now: float) -> None:
         """Say the act again from the start of the sentence it was cut in."""
