@@ -242,17 +242,28 @@ def test_backchannel_keeps_the_robot_talking():
 def test_a_cough_lets_the_robot_resume():
     bus, _, _, _, commands = setup()
     # The act's text came in two parts; the state says only what was played before the cough.
+    tell_story(bus)
+    onset(bus, 'ada/9', 3.0, 0.18, 0.05)
+    bus.run_until(3.25)
+    story_cut(bus, 3.22)
+    onset(bus, 'ada/9', 3.0, 0.35, 0.1, final=True, text='')
+    bus.run_until(4.0)
+    assert resumed(commands) == ['The sea was calm. The end.']
+
+
+def tell_story(bus):
     bus.publish('/ada/speech/command', m.SpeechCommand(m.SpeechAction.SAY, 's1', 'Once upon a time. The sea'), at=0.9)
     bus.publish('/ada/speech/command', m.SpeechCommand(m.SpeechAction.APPEND, 's1', 'was calm. The end.'), at=0.95)
     speak(bus, 1.0)
-    onset(bus, 'ada/9', 3.0, 0.18, 0.05)
-    bus.run_until(3.25)
+
+
+def story_cut(bus, at):
     bus.publish('/ada/speech/state', m.SpeechState('ada', False, 's1', text='Once upon a time. The sea was',
-                                                    progress=0.6, cancelled=True, stamp=3.22), at=3.22)
-    onset(bus, 'ada/9', 3.0, 0.35, 0.1, final=True, text='')
-    bus.run_until(4.0)
-    says = [c for _, r, c in commands if c.action == m.SpeechAction.SAY and c.speech_id.endswith('resumed')]
-    assert says and says[0].text == 'The sea was calm. The end.'
+                                                    progress=0.6, cancelled=True, stamp=at), at=at)
+
+
+def resumed(commands):
+    return [c.text for _, r, c in commands if c.action == m.SpeechAction.SAY and c.speech_id.endswith('resumed')]
 
 
 def test_nobody_takes_the_floor_while_a_person_is_still_talking():
@@ -275,19 +286,15 @@ def test_a_few_garbled_words_over_our_voice_are_talked_on_over_not_answered():
     bus, floors, _, events, commands = setup()
     publish_turn(bus, 'ada', [0.9, 0.05, 0.03, 0.02], [0.9, 0.05, 0.03, 0.02], 0.5, start=0.1, end=0.4)
     bus.run_until(0.9)
-    bus.publish('/ada/speech/command', m.SpeechCommand(m.SpeechAction.SAY, 's1', 'Once upon a time. The sea'), at=0.9)
-    bus.publish('/ada/speech/command', m.SpeechCommand(m.SpeechAction.APPEND, 's1', 'was calm. The end.'), at=0.95)
-    speak(bus, 1.0)
+    tell_story(bus)
     onset(bus, 'ada/9', 3.0, 0.05, 0.1)
     onset(bus, 'ada/9', 3.0, 0.3, 0.1)
     bus.run_until(3.4)
     assert m.SpeechAction.CANCEL in actions(commands)           # the acoustics took it for an interruption
-    bus.publish('/ada/speech/state', m.SpeechState('ada', False, 's1', text='Once upon a time. The sea was',
-                                                    progress=0.6, cancelled=True, stamp=3.32), at=3.32)
+    story_cut(bus, 3.32)
     onset(bus, 'ada/9', 3.0, 0.8, 0.12, final=True, text='Same thing.')
     bus.run_until(3.9)
-    says = [c for _, r, c in commands if c.action == m.SpeechAction.SAY and c.speech_id.endswith('resumed')]
-    assert says and says[0].text == 'The sea was calm. The end.'
+    assert resumed(commands) == ['The sea was calm. The end.']
     # Addressee then takes the words for a turn to ada: the floor does not answer it.
     publish_turn(bus, 'ada', [0.9, 0.05, 0.03, 0.02], [0.9, 0.05, 0.03, 0.02], 4.0, start=3.0, end=3.8)
     bus.run_until(5.0)
@@ -299,11 +306,10 @@ def test_a_request_is_not_talked_on_over():
     speak(bus, 1.0)
     onset(bus, 'ada/9', 3.0, 0.3, 0.1)
     bus.run_until(3.4)
-    bus.publish('/ada/speech/state', m.SpeechState('ada', False, 's1', text='Once upon a time.', progress=0.3,
-                                                    cancelled=True, stamp=3.32), at=3.32)
+    story_cut(bus, 3.32)
     onset(bus, 'ada/9', 3.0, 0.8, 0.12, final=True, text='Tell me more.')
     bus.run_until(3.9)
-    assert not [c for _, r, c in commands if c.speech_id.endswith('resumed')]
+    assert resumed(commands) == []
 
 
 def test_a_turn_for_nobody_gives_way_to_another_utterance_in_the_same_span():
