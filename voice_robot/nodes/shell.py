@@ -242,6 +242,7 @@ def spin_nodes(nodes: list) -> None:
     its own node, and nodes still overlap where the GIL is released (Whisper, ONNX, numpy).
     """
     stop = threading.Event()
+    failures: list[BaseException] = []
     executors = []
     for node in nodes:
         executor = SingleThreadedExecutor()
@@ -253,6 +254,8 @@ def spin_nodes(nodes: list) -> None:
             executor.spin()
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        except BaseException as exc:     # re-raised below, in the caller's thread, once all is shut down
+            failures.append(exc)
         finally:
             stop.set()          # one node's executor ending (shutdown or crash) stops them all
 
@@ -281,6 +284,8 @@ def spin_nodes(nodes: list) -> None:
                 node.destroy_node()
             except Exception:
                 pass
+    if failures:
+        raise failures[0]
 
 
 def run_stage_node(node_name: str, section: str | None, builder: Builder, args=None) -> None:
