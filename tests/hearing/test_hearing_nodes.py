@@ -78,13 +78,16 @@ def test_capture_and_hearing_nodes_hear_a_person_over_ros(replay_deployment, ros
     assert ros.spin_until(lambda: hearing.stage is not None and hearing._subs, 60)
     capture = ros.add(StageNode('audio_capture', None, capture_node.build, namespace='/ada', robot='ada',
                                 deployment_file=str(path)))
-    assert ros.spin_until(lambda: any(u.is_final for u in utterances), 45), \
-        (hearing.stage.diagnostics(), capture.stage and capture.stage.diagnostics())
+
+    def heard() -> str:
+        return ' '.join(u.transcript.lower() for u in utterances if u.is_final)
+
+    # The name may come as an utterance of its own ("Bruno." then the question): wait for the request.
+    assert ros.spin_until(lambda: 'weather' in heard() or 'like today' in heard(), 45), \
+        (heard(), hearing.stage.diagnostics(), capture.stage and capture.stage.diagnostics())
     final = next(u for u in utterances if u.is_final)
-    # In real time on a loaded 2-core machine (a fresh CI clone) the first words can be cut while the
-    # models warm up ("They're like today."); the rest of the sentence must still come through.
-    heard = ' '.join(u.transcript.lower() for u in utterances if u.is_final)
-    assert final.robot == 'ada' and ('weather' in heard or 'like today' in heard), heard
+    assert 'stream restarts' not in hearing.stage.diagnostics()     # hearing kept up: no audio lost
+    assert final.robot == 'ada'
     assert abs(np.degrees(np.angle(np.exp(1j * (final.azimuth - scene.azimuths[0]))))) < 8
     assert not utterances[0].is_final                        # partials before the final
     assert any(s.sources for s in sources)
