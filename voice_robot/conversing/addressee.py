@@ -285,8 +285,8 @@ class AddresseeStage(Stage):
         self.model = AddresseeModel([r.name for r in robots],
                                     weights or Weights.load(config.weights_file), config.min_probability)
         self.pending: list[_Pending] = []
-        self.fused: list[m.AddresseeEstimate] = []     # recent fused decisions (bounded)
-        self.fused_from: list[list[m.AddresseeEstimate]] = []   # the estimates each was fused from
+        # Recent fused decisions, each with the estimates it was fused from (bounded).
+        self.fused: list[tuple[m.AddresseeEstimate, list[m.AddresseeEstimate]]] = []
         self.features_log: list[dict] = []             # for fitting; bounded
         self.robot_names = [r.name for r in robots]
         # Audio time hearing has processed: silence not yet heard cannot end a turn (hearing may lag
@@ -352,8 +352,7 @@ class AddresseeStage(Stage):
             if any(same_turn(e, est) for e in p.estimates) and not _another_utterance(p.estimates, est):
                 p.estimates = [e for e in p.estimates if e.robot != est.robot] + [est]
                 return
-        if any(same_turn(f, est) and not _another_utterance(members, est)
-               for f, members in zip(self.fused[-20:], self.fused_from[-20:])):
+        if any(same_turn(f, est) and not _another_utterance(members, est) for f, members in self.fused[-20:]):
             self.stats['late peer estimates'] += 1   # the window closed; decision already taken
             return
         self.pending.append(_Pending(self.now(), [est]))
@@ -368,9 +367,7 @@ class AddresseeStage(Stage):
         for p in ready:
             self.pending.remove(p)
             fused = fuse(p.estimates, self.robot, self.config.min_probability, now)
-            self.fused.append(fused)
+            self.fused.append((fused, p.estimates))
             self.fused = self.fused[-50:]
-            self.fused_from.append(p.estimates)
-            self.fused_from = self.fused_from[-50:]
             self.context.on_decision(fused)
             self.publish('/conversation/addressee', fused)

@@ -1085,7 +1085,6 @@ class HearingStage(Stage):
                 if sim >= cfg.echo.robot_voice_similarity and speaking and not heard:
                     return '', robot
         duration = speech.size / self.sample_rate
-        # Overlap with a segment hearing took back (noise, a robot's voice) was nobody talking.
         overlapped = self._overlap_s(seg, end) > 0.3 * duration
         elsewhere = self._voices_elsewhere(seg, end)
         track_voice = self._track_voice(stream, seg)
