@@ -440,3 +440,57 @@ def test_a_bearing_jump_across_a_pause_is_a_new_talker_unless_the_talker_was_mov
     assert change(still, [46, 45]) is None                  # too early to tell: the pause is kept
     walking = [30 + 2.5 * k for k in range(8)]              # about 40 deg/s around the array
     assert change(walking, [52, 53, 54, 55]) is None
+
+
+def _peer_then_person(hearing_models, config: HearingConfig):
+    """Bruno (a peer, 2.5 m away) talks from its loudspeaker; Iris, near Ada, starts talking over him."""
+    ada = scenes.make_robot(name='ada', position=(2.0, 2.5))
+    bruno = scenes.make_robot(name='bruno', voice='espeak:en-us+m5', position=(4.5, 2.5), yaw_deg=180)
+    said = tts('espeak:en-us+m5', 'The restroom is down the hall, second door on the left, next to the lift. '
+                                  'The lift takes you to the garden on the roof, where lunch is served.')
+    person = tts('flite:slt', 'Could you tell me when the next bus to the airport leaves?')
+    t_person = 1.0 + 0.55 * said.size / SR
+    scene = scenes.render(ada, [scenes.Talker(tuple(bruno.loudspeaker_map()), said, 1.0, 'bruno'),
+                                scenes.Talker(scenes.place(ada, -70, 1.4), person, t_person, 'iris')],
+                          (6.5, 5.0, 3.0), 0.4, 25, 'pink', seed=6, max_order=10)
+    played = np.zeros(scene.mics.shape[0], np.float32)
+    played[int(1.0 * SR):int(1.0 * SR) + said.size] = said
+    end = 1.0 + said.size / SR
+    states = [m.SpeechState('bruno', True, 's1', text='The restroom ...', started=1.0, stamp=1.0),
+              m.SpeechState('bruno', False, 's1', started=1.0, stamp=end)]
+    stage = HearingStage(ada, [bruno], config, models=hearing_models)
+    messages, _ = run_stage_on_audio(stage, scene.mics, SR, states=states, charge_compute=False,
+                                     peer_audio={'bruno': played})
+    return scene, stage, messages, t_person
+
+
+def test_a_peer_robots_voice_is_cancelled_with_what_it_plays(hearing_models):
+    scene, stage, messages, t_person = _peer_then_person(hearing_models, HearingConfig())
+    canceller = stage.peer_echo['bruno']
+    # The path from Bruno's loudspeaker across the room was learned while he talked alone.
+    assert canceller.adapted and canceller.erle_db > 8, canceller.erle_db
+    assert stage.stats['peer reference late'] == 0
+    # What is left of Bruno may open an utterance, but it is taken back: no final before Iris speaks.
+    assert all(u.start > t_person - 0.3 for u in finals(messages) if not u.withdrawn), \
+        [(u.start, u.transcript) for u in finals(messages)]
+    assert stage.stats['robot speech suppressed: bruno'] >= 1
+    # Iris is heard, though Bruno's own hearing (absent here) never said it heard her.
+    heard = [u for u in finals(messages) if angle_error_deg(u.azimuth, scene.azimuths[1]) < 15]
+    assert heard and {'bus', 'airport'} & set().union(*(words(u.transcript) for u in heard)), \
+        [(u.start, u.transcript) for u in finals(messages)]
+
+
+def test_a_peer_reference_that_comes_too_late_leaves_the_audio_as_heard_and_is_counted(hearing_models):
+    ada = scenes.make_robot(name='ada', position=(2.0, 2.5))
+    bruno = scenes.make_robot(name='bruno', position=(4.5, 2.5), yaw_deg=180)
+    stage = HearingStage(ada, [bruno], HearingConfig(), models=hearing_models)
+    stage.on_peer_state(m.SpeechState('bruno', True, 's1', started=0.0, stamp=0.0))
+    stage.peer_audio['bruno'].push(0.0, np.full(SR // 2, 0.1, np.float32))    # played until 0.5 s
+    hop = np.random.default_rng(0).standard_normal((stage.hop, stage.channels)).astype(np.float32) * 0.01
+    stage._cancel_peers(0.2, hop)
+    assert not np.array_equal(stage._cancel_peers(0.216, hop), hop)           # known: cancelled
+    assert np.array_equal(stage._cancel_peers(0.6, hop), hop)                 # not yet known past 0.5 s
+    assert stage.stats['peer reference late'] == 1
+    stage.on_peer_state(m.SpeechState('bruno', False, 's1', started=0.0, stamp=0.5))
+    stage._cancel_peers(0.62, hop)                # it stopped: what it did not send is silence, not late
+    assert stage.stats['peer reference late'] == 1

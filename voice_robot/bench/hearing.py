@@ -59,6 +59,8 @@ def run_stage_on_audio(stage, mics: np.ndarray, sample_rate: int = 16000, frame_
     frame = int(round(frame_s * sample_rate))
     pending_states = sorted(states or [], key=lambda s: s.stamp)
     pending_extra = sorted(extra or [], key=lambda x: x[2])
+    acts = {name: (int(np.argmax(np.abs(p) > 0)), p.size - int(np.argmax(np.abs(p[::-1]) > 0))) if np.any(p) else (0, 0)
+            for name, p in (peer_audio or {}).items()}
     t_wall = time.perf_counter()
     seq = 0
     for i in range(0, mics.shape[0] - frame + 1, frame):
@@ -70,7 +72,8 @@ def run_stage_on_audio(stage, mics: np.ndarray, sample_rate: int = 16000, frame_
             topic, msg, at = pending_extra.pop(0)
             bus.publish(topic, msg, at=at)
         for name, played in (peer_audio or {}).items():
-            if np.any(played[i:i + frame]):
+            # A speech stage sends its whole act, pauses included, as one stream of chunks.
+            if acts[name][0] <= i + frame and i < acts[name][1]:
                 bus.publish(f'/{name}/speech/audio', m.AudioChunk(t, sample_rate, played[i:i + frame, None].copy(),
                                                                   name, seq), at=t)
         if reference is not None and np.any(reference[i:i + frame]):

@@ -43,6 +43,10 @@ class EchoConfig(Section):
     """Suppression of the robot's own voice and other robots' voices."""
     cancel_own: bool = True
     filter_taps: int = Field(10, ge=1, le=64)          # partitions of 16 ms: 160 ms of echo path
+    # Cancel each peer robot's voice too, with its played audio (its speech/audio) as the reference: a
+    # peer talking across the room otherwise masks a person near us in DOA, beams and VAD.
+    cancel_peers: bool = True
+    peer_filter_taps: int = Field(16, ge=1, le=64)     # 256 ms: a path across the room and its early echoes
     step: float = Field(1.0, gt=0, le=1.5)             # NLMS step before double-talk control
     reference_wait_s: float = Field(0.1, ge=0, le=1.0)  # hold mic audio this long for late speech/audio
     own_echo_margin_db: float = Field(12.0)            # while the robot talks, a person must exceed its residue by this

@@ -86,6 +86,7 @@ NOISE_LEARN_MARGIN_DB = 2.0  # gevd: blocks this close to the floor, ...
 NOISE_LEARN_AFTER_SPEECH_S = 0.6   # ... this long after anyone spoke, are background
 PEER_UTTERANCES_KEPT = 64    # recent utterances of each peer's hearing
 PEER_LAG_HOPS = 8            # a peer's voice reaches us up to 128 ms after it is played (distance, reverberation)
+PEER_PLAYING_GAP_S = 0.5    # a peer whose audio had energy this recently is still playing (pauses between words)
 
 
 @dataclass
@@ -175,6 +176,11 @@ class HearingStage(Stage):
         self._robot_state: dict[str, RobotSpeaking] = {p.name: RobotSpeaking() for p in self.peers}
         # What the peers play (their speech/audio): a voice in the room whose envelope is known.
         self.peer_audio: dict[str, ReferenceBuffer] = {p.name: ReferenceBuffer(self.sample_rate) for p in self.peers}
+        # One canceller per peer: its loudspeaker-to-array path is learned over all its speech acts.
+        self.peer_echo: dict[str, EchoCanceller] = {
+            p.name: EchoCanceller(self.channels, self.hop, e.peer_filter_taps, e.step, self.sample_rate,
+                                  tuple(config.doa.freq_range_hz)) for p in self.peers} if e.cancel_peers else {}
+        self._peer_echo_running: set[str] = set()
         self._peer_of_topic = {f'{p.ns}/speech/audio': p.name for p in self.peers}
         self._heard_peer_bearings: dict[str, list[float]] = {}
         self._last_speech_block = -math.inf
@@ -283,6 +289,7 @@ class HearingStage(Stage):
         if x is None:
             return
         self.peer_audio[peer].push(chunk.stamp, x)
+        self._drain_pending(force=False)
 
     def on_peer_state(self, state: m.SpeechState) -> None:
         if not isinstance(state, m.SpeechState) or state.robot not in self._robot_state:
@@ -331,13 +338,18 @@ class HearingStage(Stage):
         self._drain_pending(force=False)
 
     def _drain_pending(self, force: bool) -> None:
-        wait = self.config.echo.reference_wait_s if self.config.echo.cancel_own else 0.0
+        wait = self.config.echo.reference_wait_s if self.config.echo.cancel_own or self.peer_echo else 0.0
         while self._pending_hops:
             hop = self._pending_hops[0]
             end = hop.stamp + self.hop_s
-            live = self.reference.last_end > hop.stamp - 1.0
-            if not force and wait > 0 and live and not self.reference.covers(end) \
-                    and self._latest_mic - end < wait:
+            # Every reference still playing (ours, the peers') should cover the hop before it is cancelled.
+            # A peer counts only while it is audibly playing: waiting for it after it stopped would
+            # only delay hearing whoever speaks next.
+            live = [self.reference] if self.config.echo.cancel_own and self.reference.last_end > hop.stamp - 1.0 else []
+            live += [self.peer_audio[name] for name in self.peer_echo if self._robot_state[name].speaking
+                     and self.peer_audio[name].last_active > hop.stamp - PEER_PLAYING_GAP_S]
+            behind = any(not buf.covers(end) for buf in live)
+            if not force and wait > 0 and behind and self._latest_mic - end < wait:
                 return
             self._pending_hops.popleft()
             self._process_hop(hop.stamp, hop.samples)
@@ -388,6 +400,8 @@ class HearingStage(Stage):
             if self._reference_quiet_since is None:
                 self._reference_quiet_since = stamp
             filtered = False
+        if self.peer_echo:
+            samples = self._cancel_peers(stamp, samples)
         frame = self._stft.frame(samples)
         if filtered:
             frame = frame * self.near_end.gain[None, :].astype(np.float32)
@@ -404,6 +418,26 @@ class HearingStage(Stage):
             self._feed_stream(stream, frame_stamp, frame)
         if len(self._block_frames) >= self.block_hops:
             self._process_block(stamp + self.hop_s)
+
+    def _cancel_peers(self, stamp: float, samples: np.ndarray) -> np.ndarray:
+        """Subtract what each peer robot that is playing now contributes, from its played audio.
+
+        While a peer speaks, hops wait for its audio as for our own (``echo.reference_wait_s``); a peer
+        reference that comes later still leaves its hop uncancelled, counted as 'peer reference late'."""
+        end = stamp + self.hop_s
+        for name, canceller in self.peer_echo.items():
+            buf = self.peer_audio[name]
+            if buf.last_active < stamp - PEER_PLAYING_GAP_S:     # quiet: its reverberation has died away
+                self._peer_echo_running.discard(name)
+                continue
+            if not buf.covers(end) and self._robot_state[name].speaking:
+                self.stats['peer reference late'] += 1
+                continue                         # (once it stopped, what it did not send is silence)
+            if name not in self._peer_echo_running:
+                canceller.reset_reference()      # stale blocks of the peer's last act
+                self._peer_echo_running.add(name)
+            samples = canceller.process(samples, buf.get(stamp, self.hop))
+        return samples
 
     def _feed_stream(self, stream: TalkerStream, frame_stamp: float, frame: np.ndarray, replay: bool = False):
         t0 = time.perf_counter()
