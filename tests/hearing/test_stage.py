@@ -465,7 +465,9 @@ def _peer_then_person(hearing_models, config: HearingConfig):
 
 
 def test_a_peer_robots_voice_is_cancelled_with_what_it_plays(hearing_models):
-    scene, stage, messages, t_person = _peer_then_person(hearing_models, HearingConfig())
+    assert not HearingStage(scenes.make_robot(name='ada'), [scenes.make_robot(name='bruno')], HearingConfig(),
+                            models=hearing_models).peer_echo       # opt-in (echo.cancel_peers)
+    scene, stage, messages, t_person = _peer_then_person(hearing_models, HearingConfig(echo={'cancel_peers': True}))
     canceller = stage.peer_echo['bruno']
     # The path from Bruno's loudspeaker across the room was learned while he talked alone.
     assert canceller.adapted and canceller.erle_db > 8, canceller.erle_db
@@ -483,7 +485,7 @@ def test_a_peer_robots_voice_is_cancelled_with_what_it_plays(hearing_models):
 def test_a_peer_reference_that_comes_too_late_leaves_the_audio_as_heard_and_is_counted(hearing_models):
     ada = scenes.make_robot(name='ada', position=(2.0, 2.5))
     bruno = scenes.make_robot(name='bruno', position=(4.5, 2.5), yaw_deg=180)
-    stage = HearingStage(ada, [bruno], HearingConfig(), models=hearing_models)
+    stage = HearingStage(ada, [bruno], HearingConfig(echo={'cancel_peers': True}), models=hearing_models)
     stage.on_peer_state(m.SpeechState('bruno', True, 's1', started=0.0, stamp=0.0))
     stage.peer_audio['bruno'].push(0.0, np.full(SR // 2, 0.1, np.float32))    # played until 0.5 s
     hop = np.random.default_rng(0).standard_normal((stage.hop, stage.channels)).astype(np.float32) * 0.01
