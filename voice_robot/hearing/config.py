@@ -44,10 +44,8 @@ class EchoConfig(Section):
     cancel_own: bool = True
     filter_taps: int = Field(10, ge=1, le=64)          # partitions of 16 ms: 160 ms of echo path
     # Cancel each peer robot's voice too, with its played audio (its speech/audio) as the reference: a
-    # peer talking across the room otherwise masks a person near us in DOA, beams and VAD. Off by
-    # default for now: what it leaves of the peer can be placed away from the peer's bearing and, in
-    # the scenario library, was taken for a person more often (docs/architecture.md, "Hearing").
-    cancel_peers: bool = False
+    # peer talking across the room otherwise masks a person near us in DOA, beams and VAD.
+    cancel_peers: bool = True
     peer_filter_taps: int = Field(16, ge=1, le=64)     # 256 ms: a path across the room and its early echoes
     step: float = Field(1.0, gt=0, le=1.5)             # NLMS step before double-talk control
     reference_wait_s: float = Field(0.1, ge=0, le=1.0)  # hold mic audio this long for late speech/audio

@@ -292,3 +292,70 @@ class NearEndDetector:
         residual = self.suppression * self.expected
         self.gain = np.clip(1.0 - residual / (self._err + 1e-20), self.gain_floor, 1.0)
         return self.share
+
+
+class PeerVoiceCanceller:
+    """Another robot's voice cancelled from our microphones, its played audio as the reference.
+
+    The same adaptive filter as for our own voice (``EchoCanceller``; the path across the room is kept
+    over all the peer's acts) plus the same evidence of a person: per bin (``NearEndDetector``) and
+    broadband. ``residue_only`` then tells, per DOA block, whether what the filter leaves is only the
+    peer's residue. Without that test the residue, which the room smears away from the peer's bearing,
+    opens utterances that direction tests no longer recognise as the peer's.
+    """
+
+    def __init__(self, channels: int, block: int, taps: int, step: float, sample_rate: int,
+                 band_hz: tuple[float, float], margin_db: float, near_margin_db: float, near_share: float,
+                 near_hops: int, decay_db_per_s: float, reverb_decay_db_per_s: float):
+        self.canceller = EchoCanceller(channels, block, taps, step, sample_rate, band_hz)
+        freqs = np.arange(block + 1) * sample_rate / (2 * block)
+        self.hop_s = block / sample_rate
+        self.near_end = NearEndDetector(block + 1, (freqs >= 300) & (freqs <= 4000), self.hop_s,
+                                        margin_db=near_margin_db, decay_db_per_s=decay_db_per_s)
+        self.margin_db = margin_db
+        self.near_share = near_share
+        self.near_hops = near_hops
+        self.reverb_decay_db_per_s = reverb_decay_db_per_s
+        self.running = False
+        self._echo = self._error = 0.0
+        self._hops = self._near = 0
+        self._expected_db = -200.0
+        self._background_db: float | None = None
+
+    def process(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        if not self.running:
+            self.canceller.reset_reference()      # stale blocks of the peer's last act
+            self.running = True
+        out = self.canceller.process(mic, ref)
+        c = self.canceller
+        if not c.adapted:
+            # A half-learned filter smears the peer's voice over the room, where its bearing no longer
+            # recognises it: until the path is learned, the peer is heard as it is (and known by direction).
+            out = mic
+        self._echo += c.echo_band_power
+        self._error += c.residual_band_power
+        self._hops += 1
+        if c.error_bin_power is not None:
+            share = self.near_end.update(c.error_bin_power, c.echo_bin_power, bool(np.any(ref)))
+            self._near += share >= self.near_share
+        return out
+
+    def residue_only(self, block_s: float) -> bool:
+        """Was everything the filter left since the last call only the peer's residue? (Resets the block.)"""
+        hops, echo, error, near = self._hops, self._echo, self._error, self._near
+        self._hops = self._near = 0
+        self._echo = self._error = 0.0
+        c = self.canceller
+        if hops == 0 or not c.adapted or c.residual_ratio_db is None:
+            self._expected_db = -200.0
+            return False          # not learned yet: the peer's voice is still recognised by direction
+        echo_db = 10 * np.log10(echo / hops + 1e-14)
+        error_db = 10 * np.log10(error / hops + 1e-14)
+        # The room rings on after each word while the echo estimate drops at once.
+        expected = max(echo_db + c.residual_ratio_db, self._expected_db - self.reverb_decay_db_per_s * block_s)
+        self._expected_db = expected
+        # Background: falls at once, rises slowly (the peer's voice and people are not the background).
+        bg = self._background_db
+        self._background_db = error_db if bg is None or error_db < bg else bg + 3.0 * block_s
+        person = error_db >= max(expected, self._background_db) + self.margin_db or near >= self.near_hops
+        return not person

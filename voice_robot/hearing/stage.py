@@ -49,7 +49,7 @@ from voice_robot.hearing.beamforming import make_beamformer
 from voice_robot.hearing.config import HearingConfig
 from voice_robot.hearing.diarization import RobotVoices, VoiceRegistry
 from voice_robot.hearing.doa import DoaEstimator, NoiseAwareDoa, NoiseFloor, wrap
-from voice_robot.hearing.echo import EchoCanceller, NearEndDetector, ReferenceBuffer
+from voice_robot.hearing.echo import PeerVoiceCanceller, EchoCanceller, NearEndDetector, ReferenceBuffer
 from voice_robot.hearing.embedding import SpeakerEmbedder, make_embedder, reduce_background
 from voice_robot.hearing.leakage import envelope_correlation
 from voice_robot.hearing.segmenter import Endpointer, Segment, TalkerStream
@@ -177,10 +177,12 @@ class HearingStage(Stage):
         # What the peers play (their speech/audio): a voice in the room whose envelope is known.
         self.peer_audio: dict[str, ReferenceBuffer] = {p.name: ReferenceBuffer(self.sample_rate) for p in self.peers}
         # One canceller per peer: its loudspeaker-to-array path is learned over all its speech acts.
-        self.peer_echo: dict[str, EchoCanceller] = {
-            p.name: EchoCanceller(self.channels, self.hop, e.peer_filter_taps, e.step, self.sample_rate,
-                                  tuple(config.doa.freq_range_hz)) for p in self.peers} if e.cancel_peers else {}
-        self._peer_echo_running: set[str] = set()
+        self.peer_echo: dict[str, PeerVoiceCanceller] = {
+            p.name: PeerVoiceCanceller(self.channels, self.hop, e.peer_filter_taps, e.step, self.sample_rate,
+                                       tuple(config.doa.freq_range_hz), e.own_echo_margin_db, e.near_end_margin_db,
+                                       e.near_end_share, e.near_end_hops, e.near_end_decay_db_per_s,
+                                       REVERB_DECAY_DB_PER_S)
+            for p in self.peers} if e.cancel_peers else {}
         self._peer_of_topic = {f'{p.ns}/speech/audio': p.name for p in self.peers}
         self._heard_peer_bearings: dict[str, list[float]] = {}
         self._last_speech_block = -math.inf
@@ -428,14 +430,11 @@ class HearingStage(Stage):
         for name, canceller in self.peer_echo.items():
             buf = self.peer_audio[name]
             if buf.last_active < stamp - PEER_PLAYING_GAP_S:     # quiet: its reverberation has died away
-                self._peer_echo_running.discard(name)
+                canceller.running = False
                 continue
             if not buf.covers(end) and self._robot_state[name].speaking:
                 self.stats['peer reference late'] += 1
                 continue                         # (once it stopped, what it did not send is silence)
-            if name not in self._peer_echo_running:
-                canceller.reset_reference()      # stale blocks of the peer's last act
-                self._peer_echo_running.add(name)
             samples = canceller.process(samples, buf.get(stamp, self.hop))
         return samples
 
@@ -527,6 +526,11 @@ class HearingStage(Stage):
         near_end_person = near_hops >= cfg.echo.near_end_hops
         self._block_near = 0
         echo_dominated = own_active and (not self.echo.adapted or not (broadband_person or near_end_person))
+        # A peer's residue alone is no talker evidence either (every peer canceller closes its block).
+        peer_residue = [name for name, pv in self.peer_echo.items() if pv.residue_only(self.block_hops * self.hop_s)]
+        if peer_residue and not echo_dominated:
+            self.stats['blocks peer-residue only'] += 1
+            echo_dominated = True
         self.last_block = {'t': t, 'level_db': level, 'floor_db': floor, 'error_db': error_level,
                            'expected_residual_db': expected_residual, 'own_active': own_active,
                            'echo_dominated': echo_dominated, 'near_hops': near_hops}
