@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from voice_robot.hearing.doa import NoiseFloor
+
 LEAK_MARGIN = 16.0          # the step stays full until the error exceeds 16x the expected residual
 REGULARISATION = 0.05       # step normaliser floor, relative to the mean reference power over bins
 
@@ -320,7 +322,8 @@ class PeerVoiceCanceller:
         self._echo = self._error = 0.0
         self._hops = self._near = 0
         self._expected_db = -200.0
-        self._background_db: float | None = None
+        self._background = NoiseFloor(rise_db_per_s=3.0)   # of what is left (people and the peer are not it)
+        self._elapsed_s = 0.0
 
     def process(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
         if not self.running:
@@ -354,8 +357,7 @@ class PeerVoiceCanceller:
         # The room rings on after each word while the echo estimate drops at once.
         expected = max(echo_db + c.residual_ratio_db, self._expected_db - self.reverb_decay_db_per_s * block_s)
         self._expected_db = expected
-        # Background: falls at once, rises slowly (the peer's voice and people are not the background).
-        bg = self._background_db
-        self._background_db = error_db if bg is None or error_db < bg else bg + 3.0 * block_s
-        person = error_db >= max(expected, self._background_db) + self.margin_db or near >= self.near_hops
+        self._elapsed_s += block_s
+        background = self._background.update(self._elapsed_s, error_db)
+        person = error_db >= max(expected, background) + self.margin_db or near >= self.near_hops
         return not person
