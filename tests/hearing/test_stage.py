@@ -470,6 +470,7 @@ def test_a_peer_robots_voice_is_cancelled_with_what_it_plays(hearing_models):
     # The path from Bruno's loudspeaker across the room was learned while he talked alone.
     assert canceller.adapted and canceller.erle_db > 8, canceller.erle_db
     assert stage.stats['peer reference late'] == 0 and stage.stats['blocks peer-residue only'] > 0
+    assert float(stage.diagnostics()['peer echo erle db: bruno']) > 8
     # What is left of Bruno may open an utterance, but it is taken back: no final before Iris speaks.
     assert all(u.start > t_person - 0.3 for u in finals(messages) if not u.withdrawn), \
         [(u.start, u.transcript) for u in finals(messages)]

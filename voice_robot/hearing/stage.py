@@ -238,6 +238,9 @@ class HearingStage(Stage):
         out['tracks'] = str(len(self.tracker.tracks))
         out['voices'] = str(len(self.registry.active()))
         out['echo erle db'] = f'{self.echo.erle_db:.1f}'
+        for name, peer in self.peer_echo.items():
+            c = peer.canceller
+            out[f'peer echo erle db: {name}'] = f'{c.erle_db:.1f}' if c.adapted else 'not learned yet'
         return out
 
     # --- inputs ----------------------------------------------------------------------------------
