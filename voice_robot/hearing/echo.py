@@ -296,6 +296,13 @@ class NearEndDetector:
         return self.share
 
 
+def expected_residue_db(echo_db: float, ratio_db: float | None, previous_db: float, decay_db: float) -> float:
+    """What a canceller should leave of a robot's voice alone in a block: its echo estimate times the
+    learned residual ratio, held up by the previous block's residue decayed as a room rings down (the
+    room rings on after each word while the echo estimate drops at once)."""
+    return max(echo_db + (ratio_db if ratio_db is not None else 0.0), previous_db - decay_db)
+
+
 class PeerVoiceCanceller:
     """Another robot's voice cancelled from our microphones, its played audio as the reference.
 
@@ -311,8 +318,7 @@ class PeerVoiceCanceller:
                  near_hops: int, decay_db_per_s: float, reverb_decay_db_per_s: float):
         self.canceller = EchoCanceller(channels, block, taps, step, sample_rate, band_hz)
         freqs = np.arange(block + 1) * sample_rate / (2 * block)
-        self.hop_s = block / sample_rate
-        self.near_end = NearEndDetector(block + 1, (freqs >= 300) & (freqs <= 4000), self.hop_s,
+        self.near_end = NearEndDetector(block + 1, (freqs >= 300) & (freqs <= 4000), block / sample_rate,
                                         margin_db=near_margin_db, decay_db_per_s=decay_db_per_s)
         self.margin_db = margin_db
         self.near_share = near_share
@@ -354,8 +360,8 @@ class PeerVoiceCanceller:
             return False          # not learned yet: the peer's voice is still recognised by direction
         echo_db = 10 * np.log10(echo / hops + 1e-14)
         error_db = 10 * np.log10(error / hops + 1e-14)
-        # The room rings on after each word while the echo estimate drops at once.
-        expected = max(echo_db + c.residual_ratio_db, self._expected_db - self.reverb_decay_db_per_s * block_s)
+        expected = expected_residue_db(echo_db, c.residual_ratio_db, self._expected_db,
+                                       self.reverb_decay_db_per_s * block_s)
         self._expected_db = expected
         self._elapsed_s += block_s
         background = self._background.update(self._elapsed_s, error_db)

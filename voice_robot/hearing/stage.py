@@ -49,7 +49,8 @@ from voice_robot.hearing.beamforming import make_beamformer
 from voice_robot.hearing.config import HearingConfig
 from voice_robot.hearing.diarization import RobotVoices, VoiceRegistry
 from voice_robot.hearing.doa import DoaEstimator, NoiseAwareDoa, NoiseFloor, wrap
-from voice_robot.hearing.echo import PeerVoiceCanceller, EchoCanceller, NearEndDetector, ReferenceBuffer
+from voice_robot.hearing.echo import (EchoCanceller, NearEndDetector, PeerVoiceCanceller, ReferenceBuffer,
+                                      expected_residue_db)
 from voice_robot.hearing.embedding import SpeakerEmbedder, make_embedder, reduce_background
 from voice_robot.hearing.leakage import envelope_correlation
 from voice_robot.hearing.segmenter import Endpointer, Segment, TalkerStream
@@ -519,8 +520,8 @@ class HearingStage(Stage):
         ratio = self.echo.residual_ratio_db
         # The room keeps ringing after each word while the echo estimate drops at once: the expected
         # residue decays no faster than a reverberant room does; and it is never below the background.
-        decayed = self._expected_residual_db - REVERB_DECAY_DB_PER_S * self.block_hops * self.hop_s
-        expected_residual = max(echo_level + (ratio if ratio is not None else 0.0), decayed)
+        expected_residual = expected_residue_db(echo_level, ratio, self._expected_residual_db,
+                                                REVERB_DECAY_DB_PER_S * self.block_hops * self.hop_s)
         self._expected_residual_db = expected_residual if own_active else -200.0
         error_floor = self._error_floor.update(t, error_level) if error_level > -199 else -200.0
         broadband_person = ratio is not None and \
