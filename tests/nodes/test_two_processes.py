@@ -21,7 +21,12 @@ def peer():
     assert proc.stdout.readline().strip() == 'ready'
     yield proc
     proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        assert proc.wait(timeout=10) == 0, 'the peer process did not stop cleanly on SIGTERM'
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def spin_until(node, predicate, timeout=15.0):
