@@ -957,6 +957,48 @@ events:
     return score_run(run)
 
 
+FIRST_ACT_WINDOWS_S = ((0.0, 0.5), (0.5, 1.0), (1.0, 2.0), (2.0, 3.5))
+
+
+def echo_first_act(trials: int = 8, double_talk: bool = True) -> dict:
+    """ERLE of the robot's very first act (nothing learned yet), per window after its onset, with the
+    least-squares warm start and without; a person talks from just before the robot starts."""
+    from voice_robot.acting.tts import synthesize
+    from voice_robot.hearing import scenes
+    from voice_robot.hearing.echo import EchoCanceller
+    rows = {'warm start': [], 'cold start': []}
+    for k in range(trials):
+        rng = np.random.default_rng(k)
+        robot = scenes.make_robot(4, 0.032, (2.0, 2.0), 0.0)
+        own = np.concatenate([synthesize(ROBOT_TTS_VOICES[k % len(ROBOT_TTS_VOICES)],
+                                         ROBOT_SENTENCES[(k + i) % len(ROBOT_SENTENCES)]) for i in range(2)])[:4 * 16000]
+        talkers = [scenes.Talker(tuple(robot.loudspeaker_map()), own, 0.5, 'robot')]
+        if double_talk:
+            person = synthesize(VOICES[k % len(VOICES)], SENTENCES[k % len(SENTENCES)])
+            talkers.append(scenes.Talker(scenes.place(robot, rng.uniform(-60, 60), rng.uniform(1.2, 2.0), 1.5),
+                                         person, 0.4, 'person'))
+        scene = scenes.render(robot, talkers, (5.0, 4.5, 2.7), float(rng.uniform(0.3, 0.6)), 20.0, 'babble',
+                              seed=k, max_order=8, duration_s=4.5)
+        reference = np.zeros(scene.mics.shape[0])
+        reference[8000:8000 + own.size] = own[:scene.mics.shape[0] - 8000]
+        echo = scene.images[0]
+        for name, blocks in (('warm start', 4), ('cold start', 0)):
+            aec = EchoCanceller(scene.mics.shape[1], 256, 10, 1.0, 16000, (300.0, 3500.0), warm_start_blocks=blocks)
+            powers = []
+            for i in range(0, scene.mics.shape[0] - 255, 256):
+                out = aec.process(scene.mics[i:i + 256], reference[i:i + 256])
+                residue = echo[i:i + 256] - (scene.mics[i:i + 256] - out)
+                powers.append((i / 16000 - 0.5, float(np.sum(echo[i:i + 256] ** 2)), float(np.sum(residue ** 2))))
+            p = np.array(powers)
+            rows[name].append([10 * np.log10(p[(p[:, 0] >= a) & (p[:, 0] < b), 1].sum()
+                                             / (p[(p[:, 0] >= a) & (p[:, 0] < b), 2].sum() + 1e-12))
+                               for a, b in FIRST_ACT_WINDOWS_S])
+    return {'rows': [{'canceller': name, **{f'ERLE {a}-{b} s': round(float(np.mean([r[j] for r in v])), 1)
+                                            for j, (a, b) in enumerate(FIRST_ACT_WINDOWS_S)}}
+                     for name, v in rows.items()],
+            'trials': trials, 'person_talking': double_talk}
+
+
 def backchannel_early() -> dict:
     from voice_robot.hearing import turn_cues
     x, y, v = turn_cues.backchannel_dataset()
@@ -1005,6 +1047,7 @@ def run(args) -> dict:
     except ImportError as exc:
         result['simulator'] = {'skipped': f'simulator not available: {exc}'}
     result['backchannel_early'] = backchannel_early()
+    result['echo_first_act'] = echo_first_act(trials=4 if quick else 8)
     result['rss_mb'] = round(rss_mb(), 1)
     result['bench_wall_s'] = round(time.perf_counter() - t0, 1)
     return result
@@ -1039,6 +1082,10 @@ def print_report(result: dict) -> None:
     print('\n== hearing: early backchannel (first 0.18 s of audio)')
     for k, v in result['backchannel_early'].items():
         print(f'  {k}: {v}')
+    first = result['echo_first_act']
+    print(f"\n== hearing: the robot's first act, a person talking throughout ({first['trials']} rooms; "
+          f"ERLE from the act's onset, dB)")
+    print(_table(first['rows']))
     print(f"\nbench wall time {result['bench_wall_s']} s")
 
 

@@ -15,6 +15,15 @@ itself, so double talk neither diverges the filter nor cancels the person. Befor
 converged once, a plain NLMS step is used. The learned path is kept between speech acts (the robot
 does not move relative to its own loudspeaker).
 
+A canceller that starts from zero under double talk (a person already talking when the robot first
+speaks, which is when people talk most) takes seconds to learn: the full NLMS step learns the person
+along with the path. So until it has converged once, the canceller *warm-starts*: after 0.15, 0.3, 0.6
+and 1 s of played reference it solves the least-squares path of its first ``warm_start_blocks``
+partitions over everything heard so far (a Toeplitz system per microphone: the person is uncorrelated
+with the reference, so least squares averages them out where a gradient step follows them), and
+adapts from there with a smaller step. On rendered first acts with a person talking throughout, this
+lifts ERLE from 4 to 14 dB over the act's second half-second (``voice-robot bench hearing``).
+
 ``ReferenceBuffer`` stores the played audio by absolute time so any microphone hop can fetch the
 reference that was playing during it. ``residual_ratio_db`` follows what the canceller leaves of the
 echo when nobody else talks (a minimum tracker), which tells the hearing stage whether a block is
@@ -26,6 +35,9 @@ import numpy as np
 
 from voice_robot.hearing.doa import NoiseFloor
 
+WARM_START_AT_S = (0.15, 0.3, 0.6, 1.0)   # played reference (s) at which the path is re-fitted
+WARM_START_MAX_S = 3.0      # audio kept for the fit (bounded, also over pauses before the path is learned)
+WARM_STEP = 0.3             # step (share of mu_max) between a warm start and convergence
 LEAK_MARGIN = 16.0          # the step stays full until the error exceeds 16x the expected residual
 REGULARISATION = 0.05       # step normaliser floor, relative to the mean reference power over bins
 
@@ -89,8 +101,10 @@ class EchoCanceller:
     """
 
     def __init__(self, channels: int, block: int = 256, taps: int = 16, mu_max: float = 0.5,
-                 sample_rate: int = 16000, band_hz: tuple[float, float] = (300.0, 3500.0)):
+                 sample_rate: int = 16000, band_hz: tuple[float, float] = (300.0, 3500.0),
+                 warm_start_blocks: int = 4):
         self.channels = channels
+        self.sample_rate = sample_rate
         self.block = block
         self.nfft = 2 * block
         self.bins = block + 1
@@ -124,11 +138,52 @@ class EchoCanceller:
         # Per-bin powers of the last block, mean over microphones (None before any reference).
         self.error_bin_power: np.ndarray | None = None
         self.echo_bin_power: np.ndarray | None = None
+        self.warm_start_blocks = min(warm_start_blocks, taps)
+        self._warm_at = list(WARM_START_AT_S) if self.warm_start_blocks > 0 else []
+        self._warm_mic: list[np.ndarray] = []
+        self._warm_ref: list[np.ndarray] = []
+        self._warm_active_blocks = 0
+        self.warm_starts = 0
 
     def reset_reference(self) -> None:
         """Forget the reference history (after a long pause) but keep the learned echo path."""
         self._ref_spectra[:] = 0
         self._ref_prev[:] = 0
+        self._warm_mic.clear()            # the fit needs one contiguous stretch of audio
+        self._warm_ref.clear()
+
+    def _warm_start(self, mic: np.ndarray, ref: np.ndarray) -> None:
+        """Keep the opening audio; at each WARM_START_AT_S of played reference, fit the path to it."""
+        self._warm_mic.append(np.asarray(mic, np.float64))
+        self._warm_ref.append(ref)
+        keep = int(WARM_START_MAX_S * self.sample_rate / self.block)
+        del self._warm_mic[:-keep], self._warm_ref[:-keep]
+        self._warm_active_blocks += float(np.mean(ref ** 2)) > 1e-9
+        if self._warm_active_blocks * self.block < self._warm_at[0] * self.sample_rate:
+            return
+        del self._warm_at[0]
+        self._fit_path(np.concatenate(self._warm_ref), np.concatenate(self._warm_mic))
+        if not self._warm_at:
+            self._warm_mic.clear()
+            self._warm_ref.clear()
+
+    def _fit_path(self, x: np.ndarray, d: np.ndarray) -> None:
+        """Least-squares filter of warm_start_blocks partitions from reference x to microphones d."""
+        from scipy.linalg import solve_toeplitz
+        taps = self.warm_start_blocks * self.block
+        if x.size < 2 * taps or float(np.dot(x, x)) <= 1e-9:
+            return
+        nfft = 1 << int(np.ceil(np.log2(x.size + taps)))
+        xs = np.fft.rfft(x, nfft)
+        autocorr = np.fft.irfft(np.abs(xs) ** 2, nfft)[:taps]
+        autocorr[0] = autocorr[0] * (1.0 + 1e-3) + 1e-9       # ridge: the voice leaves bins empty
+        cross = np.fft.irfft(np.conj(xs)[:, None] * np.fft.rfft(d, nfft, axis=0), nfft, axis=0)[:taps]
+        paths = np.zeros((self.channels, self.taps, self.nfft))
+        for m in range(self.channels):
+            h = solve_toeplitz(autocorr, cross[:, m])
+            paths[m, :self.warm_start_blocks, :self.block] = h.reshape(self.warm_start_blocks, self.block)
+        self.weights = np.fft.rfft(paths, axis=2)
+        self.warm_starts += 1
 
     def process(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
         b = self.block
@@ -136,6 +191,8 @@ class EchoCanceller:
         if mic.shape != (b, self.channels) or ref.size != b:
             raise ValueError(f'echo canceller takes ({b}, {self.channels}) mic and {b} reference samples, '
                              f'got {mic.shape} and {ref.size}')
+        if not self.adapted and self._warm_at:
+            self._warm_start(mic, ref)
         x = np.fft.rfft(np.concatenate([self._ref_prev, ref]))
         self._ref_prev = ref
         self._ref_spectra = np.roll(self._ref_spectra, 1, axis=0)
@@ -193,7 +250,8 @@ class EchoCanceller:
         ratio = py.sum(axis=1, keepdims=True) / (pe.sum(axis=1, keepdims=True) + 1e-12)
         mu = np.broadcast_to(self.mu_max * np.minimum(1.0, LEAK_MARGIN * leak * ratio), pe.shape)
         if not self.adapted:
-            mu = np.full(pe.shape, self.mu_max)     # nothing learned yet: there is no echo estimate
+            # No echo estimate to steer by yet: a full step, or a smaller one from a warm start.
+            mu = np.full(pe.shape, self.mu_max * (WARM_STEP if self.warm_starts else 1.0))
             self._adapt_blocks += 1
             if self._adapt_blocks > 40 and self.erle_db > 10.0:
                 self.adapted = True
