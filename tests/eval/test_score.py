@@ -150,3 +150,16 @@ def test_aggregate_pools_utterances_and_the_report_format():
     doc = report([a, b])
     assert doc['format'] == 'voice_robot/eval@1' and len(doc['scenarios']) == 2
     assert all('_internals' not in s for s in doc['scenarios'])
+
+
+def test_a_radio_heard_while_a_robot_speaks_is_not_counted_as_robot_speech():
+    u = utt('u1', 'alice', 1.0, 3.0, 'ada')
+    acts = [speech('ada', 3.5, 9.0, reply=(1.1, 2.9))]
+    heard = [SystemUtterance('ada', 'ada/1', 1.1, 2.9, 'v1', azimuth=0.2),
+             SystemUtterance('ada', 'ada/2', 4.0, 5.0, 'v2', azimuth=math.radians(-28.0)),   # the radio's bearing
+             SystemUtterance('ada', 'ada/3', 6.0, 7.0, 'v3', azimuth=math.radians(90.0))]    # nothing there
+    rec = record([u], acts, [decision(1.1, 2.9, 'ada')], heard)
+    rec.clip_azimuths = {'ada': {'radio': math.radians(-26.6)}}
+    m = score_scenario(rec)['metrics']
+    assert m['clip_speech_as_human'] == 1
+    assert m['robot_speech_as_human'] == 1

@@ -83,3 +83,4 @@ class ScenarioRecord:
     wall_time_s: float = 0.0
     render_wall_time_s: float = 0.0
     extra: dict = field(default_factory=dict)      # counters from the stages (diagnostics)
+    clip_azimuths: dict[str, dict[str, float]] = field(default_factory=dict)   # robot -> played clip -> rad

@@ -216,5 +216,6 @@ def run_scenario_ros(scenario: Scenario, system: SystemConfig | None = None, opt
     return ScenarioRecord(
         name=scenario.name, robots=[r.name for r in scenario.robots], humans=[h.name for h in scenario.humans],
         duration_s=duration, utterances=truth_utterances(truth), speech=robot_speech(truth),
+        clip_azimuths=truth.clip_azimuths,
         system_utterances=monitor.rec.resolved_utterances(), decisions=monitor.rec.decisions, wall_time_s=sim_wall,
         extra={'workdir': str(work), 'transport': 'ros2', 'startup_s': round(startup, 1), 'rate': rate})

@@ -153,6 +153,7 @@ def run_scenario(scenario: Scenario, system: SystemConfig | None = None, options
     return ScenarioRecord(
         name=scenario.name, robots=[r.name for r in scenario.robots], humans=[h.name for h in scenario.humans],
         duration_s=sim.t, utterances=truth_utterances(truth), speech=robot_speech(truth),
+        clip_azimuths=truth.clip_azimuths,
         system_utterances=rec.resolved_utterances(), decisions=rec.decisions, wall_time_s=wall,
         render_wall_time_s=render_wall,
         extra=extra)

@@ -214,6 +214,7 @@ def score_scenario(record: ScenarioRecord) -> dict:
         'utterances_detected': sum(1 for r in rows if r['detected']),
         'doa_pairs': len(doa_errors),
         'robot_speech_as_human': robot_speech_as_human(record),
+        'clip_speech_as_human': clip_speech_as_human(record),
         'addressee_confusion': {k: dict(v) for k, v in sorted(confusion.items())},
     }
     for row in rows:
@@ -274,15 +275,33 @@ def doa_errors_deg(record: ScenarioRecord) -> list[float]:
     return errors
 
 
+CLIP_DIRECTION_DEG = 15.0    # a system utterance this close to a played clip's bearing is that clip
+
+
+def _no_human(record: ScenarioRecord, su) -> bool:
+    return sum(overlap(su.start, su.end, u.start, u.end) for u in record.utterances) < 0.1 * (su.end - su.start)
+
+
+def _from_clip(record: ScenarioRecord, su) -> bool:
+    """Does the utterance point at a recording played in the room (a radio, a TV)?"""
+    return su.azimuth is not None and any(
+        angle_error_deg(su.azimuth, az) <= CLIP_DIRECTION_DEG for az in record.clip_azimuths.get(su.robot, {}).values())
+
+
 def robot_speech_as_human(record: ScenarioRecord) -> int:
-    """System utterances that overlap robot speech but no human speech: robot voices taken for people."""
+    """System utterances that overlap robot speech but no human speech: robot voices taken for people.
+    One that points at a recording played in the room is that recording (``clip_speech_as_human``)."""
     count = 0
     for su in record.system_utterances:
-        human = sum(overlap(su.start, su.end, u.start, u.end) for u in record.utterances)
         robot = sum(overlap(su.start, su.end, s.start, s.end) for s in record.speech)
-        if human < 0.1 * (su.end - su.start) and robot > 0.5 * (su.end - su.start):
+        if _no_human(record, su) and robot > 0.5 * (su.end - su.start) and not _from_clip(record, su):
             count += 1
     return count
+
+
+def clip_speech_as_human(record: ScenarioRecord) -> int:
+    """System utterances of no person that point at a recording played in the room (radio or TV speech)."""
+    return sum(1 for su in record.system_utterances if _no_human(record, su) and _from_clip(record, su))
 
 
 def aggregate(scored: list[dict]) -> dict:
@@ -294,7 +313,7 @@ def aggregate(scored: list[dict]) -> dict:
     sums = {k: sum(s['metrics'][k] for s in scored) for k in (
         'missed_responses', 'wrong_robot_responses', 'double_responses', 'spurious_responses',
         'yields_not_measured', 'false_yields', 'backchannel_replies', 'utterances_scored', 'utterances_detected',
-        'doa_pairs', 'robot_speech_as_human')}
+        'doa_pairs', 'robot_speech_as_human', 'clip_speech_as_human')}
     doa = [e for i in ints for e in i['doa_errors']]
     attr_total = sum(i['attribution_total'] for i in ints)
     confusion: dict[str, Counter] = defaultdict(Counter)
@@ -320,6 +339,7 @@ def aggregate(scored: list[dict]) -> dict:
         'utterances_detected': sums['utterances_detected'],
         'doa_pairs': sums['doa_pairs'],
         'robot_speech_as_human': sums['robot_speech_as_human'],
+        'clip_speech_as_human': sums['clip_speech_as_human'],
         'addressee_confusion': {k: dict(v) for k, v in sorted(confusion.items())},
         'scenarios': len(scored),
     }

@@ -92,6 +92,8 @@ class GroundTruth:
     azimuths: dict[str, dict[str, float]] = field(default_factory=dict)            # robot -> human -> rad
     elevations: dict[str, dict[str, float]] = field(default_factory=dict)          # robot -> human -> rad
     distances: dict[str, dict[str, float]] = field(default_factory=dict)           # robot -> human -> m
+    # Recorded sound played into the room (a radio, a TV: noise sources of kind 'clip'): robot -> name -> rad
+    clip_azimuths: dict[str, dict[str, float]] = field(default_factory=dict)
     utterances: list[UtteranceTruth] = field(default_factory=list)
     robot_speech: list[RobotSpeechTruth] = field(default_factory=list)
     head_targets: list[HeadTargetTruth] = field(default_factory=list)

@@ -385,6 +385,11 @@ class Simulator:
                 t.azimuths[r.name][h.name] = math.atan2(rel[1], rel[0])
                 t.elevations[r.name][h.name] = math.atan2(rel[2], math.hypot(rel[0], rel[1]))
                 t.distances[r.name][h.name] = float(np.linalg.norm(rel))
+            t.clip_azimuths[r.name] = {}
+            for n in self.scenario.room.noise_sources:
+                if n.kind == 'clip':
+                    rel = r.map_to_base(np.asarray([n.position_m], dtype=float))[0] - centre
+                    t.clip_azimuths[r.name][n.name] = math.atan2(rel[1], rel[0])
 
     # --- timeline ------------------------------------------------------------------------------
     def _start_due_events(self, frame_end: int) -> list[str]:
