@@ -37,6 +37,7 @@ from voice_robot.hearing.doa import NoiseFloor
 
 WARM_START_AT_S = (0.15, 0.3, 0.6, 1.0)   # played reference (s) at which the path is re-fitted
 WARM_START_MAX_S = 3.0      # audio kept for the fit (bounded, also over pauses before the path is learned)
+WARM_SAMPLES_PER_TAP = 8    # played samples per fitted tap (least squares over fewer follows noise)
 WARM_STEP = 0.3             # step (share of mu_max) between a warm start and convergence
 LEAK_MARGIN = 16.0          # the step stays full until the error exceeds 16x the expected residual
 REGULARISATION = 0.05       # step normaliser floor, relative to the mean reference power over bins
@@ -162,15 +163,18 @@ class EchoCanceller:
         if self._warm_active_blocks * self.block < self._warm_at[0] * self.sample_rate:
             return
         del self._warm_at[0]
-        self._fit_path(np.concatenate(self._warm_ref), np.concatenate(self._warm_mic))
+        # Samples per fitted tap bound the fit's noise (a person, the room): a short opening fits a
+        # short path, a longer one the whole warm-start length.
+        blocks = min(self.warm_start_blocks, max(1, self._warm_active_blocks // WARM_SAMPLES_PER_TAP))
+        self._fit_path(np.concatenate(self._warm_ref), np.concatenate(self._warm_mic), blocks)
         if not self._warm_at:
             self._warm_mic.clear()
             self._warm_ref.clear()
 
-    def _fit_path(self, x: np.ndarray, d: np.ndarray) -> None:
-        """Least-squares filter of warm_start_blocks partitions from reference x to microphones d."""
+    def _fit_path(self, x: np.ndarray, d: np.ndarray, blocks: int) -> None:
+        """Least-squares filter of ``blocks`` partitions from reference x to microphones d."""
         from scipy.linalg import solve_toeplitz
-        taps = self.warm_start_blocks * self.block
+        taps = blocks * self.block
         if x.size < 2 * taps or float(np.dot(x, x)) <= 1e-9:
             return
         nfft = 1 << int(np.ceil(np.log2(x.size + taps)))
@@ -181,7 +185,7 @@ class EchoCanceller:
         paths = np.zeros((self.channels, self.taps, self.nfft))
         for m in range(self.channels):
             h = solve_toeplitz(autocorr, cross[:, m])
-            paths[m, :self.warm_start_blocks, :self.block] = h.reshape(self.warm_start_blocks, self.block)
+            paths[m, :blocks, :self.block] = h.reshape(blocks, self.block)
         self.weights = np.fft.rfft(paths, axis=2)
         self.warm_starts += 1
 
