@@ -321,3 +321,32 @@ def test_a_turn_for_nobody_gives_way_to_another_utterance_in_the_same_span():
     bus.publish('/conversation/addressee', request, at=21.2)
     bus.run_until(21.6)
     assert grants(events) == ['ada']
+
+
+def test_a_robot_that_finds_itself_talking_over_an_earlier_peer_stops():
+    """Whatever the protocol believes (here: no floor messages at all), of two robots speaking at once
+    the later starter stops within one state message, and the earlier one talks on."""
+    bus, floors, _, _, commands = setup()
+    for t in (1.0, 1.12, 1.24, 1.36):
+        bus.publish('/ada/speech/state', m.SpeechState('ada', True, 'a1', text='Once upon a time.', started=1.0,
+                                                       progress=0.1), at=t)
+    bus.publish('/bruno/speech/state', m.SpeechState('bruno', True, 'b1', text='Hello.', started=1.3, progress=0.0),
+                at=1.3)
+    bus.run_until(1.5)
+    assert actions(commands, 'bruno') == [m.SpeechAction.CANCEL]
+    assert actions(commands, 'ada') == []
+    assert floors['bruno'].stats['speech over a peer cancelled'] == 1
+    assert floors['bruno'].holder.robot == 'ada'
+
+
+def test_no_grant_while_a_peer_is_audibly_speaking():
+    bus, floors, _, events, _ = setup()
+    for k in range(20):      # ada speaks from 1.0 to 3.4 s, its states arriving every 0.12 s
+        bus.publish('/ada/speech/state', m.SpeechState('ada', True, 'a1', text='Once upon a time.', started=1.0,
+                                                       progress=0.1), at=1.0 + 0.12 * k)
+    bus.publish('/ada/speech/state', m.SpeechState('ada', False, 'a1', started=1.0, progress=1.0), at=3.45)
+    publish_turn(bus, 'bruno', [0.05, 0.9, 0.03, 0.02], [0.05, 0.9, 0.03, 0.02], 2.3)
+    bus.run_until(4.0)
+    bruno_grants = [t for t, ev in events if ev.kind == m.FloorKind.GRANT and ev.robot == 'bruno']
+    assert bruno_grants and bruno_grants[0] >= 3.45
+    assert floors['bruno'].stats['grant held: a peer is speaking'] > 0

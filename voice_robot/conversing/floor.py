@@ -11,6 +11,9 @@ Protocol (docs/floor-control.md), on the shared topic /conversation/floor; no co
 3. While it speaks it publishes RENEW every heartbeat_s; when done, RELEASE. A holder that goes silent
    (crashed, network lost) loses the floor when its lease expires: bounded, lease_s.
 4. Two GRANTs racing each other: the later one (ties: larger name) yields and queues its turn.
+5. Last line of defence, whatever the protocol state: every robot hears its peers' speech state
+   (`/<peer>/speech/state`); a robot that finds itself speaking while a peer that started earlier
+   (ties: smaller name) still speaks stops, queues its turn and treats the peer as the holder.
 
 Barge-in (the speaking robot decides): human speech onset while speaking ducks the voice at once; about
 0.18 s in, hearing's early backchannel probability decides stop or keep; the first words decide when
@@ -42,6 +45,7 @@ EARLY_WINDOW_S = 0.1       # decisions within this of decide_after_s use the str
 OPEN_SPEECH_STALE_S = 1.0   # a partial not updated for this long is no longer someone talking
 LISTENER_RESPONSE_MAX_WORDS = 3   # "same thing", "I love him": what our residue makes of an "mm-hmm"
 THANKS = re.compile(r"^(thanks|thank you)\b")   # mid-explanation, thanks usually means "that will do"
+PEER_STATE_STALE_S = 1.0    # a peer's "speaking" not refreshed for this long is over (it publishes ~8/s)
 IDLE_RELEASE_S = 10.0    # longer than the dialogue's LLM timeout: a slow reply after a filler keeps the floor
 
 
@@ -111,9 +115,11 @@ class FloorStage(Stage):
         # Human speech this robot hears right now (partials without their final): nobody takes the
         # floor while a person is still talking.
         self.open_speech: dict[str, float] = {}
+        self.peer_speech: dict[str, tuple[m.SpeechState, float]] = {}   # name -> (latest state, when seen)
+        self._stopped_over_peer = ''     # our act already stopped for a peer's (its state lags the CANCEL)
 
     def inputs(self):
-        return {
+        handlers = {
             '/conversation/addressee': self.on_estimate,
             '/conversation/floor': self.on_floor,
             '/conversation/turns': self.on_turn,
@@ -121,6 +127,10 @@ class FloorStage(Stage):
             'speech/command': self.on_speech_command,
             'hearing/utterances': self.on_utterance,
         }
+        for r in self.robots:
+            if r.name != self.robot:
+                handlers[f'{r.ns}/speech/state'] = self.on_peer_speech
+        return handlers
 
     def timers(self):
         return [(0.02, self.tick)]
@@ -260,6 +270,10 @@ class FloorStage(Stage):
         if self._someone_talking(now):
             self.stats['grant held: a person is talking'] += 1
             return
+        if self._peers_speaking(now):
+            # A peer is audibly speaking whatever the protocol says (a RELEASE or lease not seen yet).
+            self.stats['grant held: a peer is speaking'] += 1
+            return
         if self.interruption is not None and not self.interruption.decided:
             return
         c = self.queue.pop(0)
@@ -296,6 +310,37 @@ class FloorStage(Stage):
         if prev is not None and prev.speaking and not state.speaking and state.cancelled:
             # The cancelled state carries how far the act got; the earlier one its text if this lacks it.
             self.resume = state if state.text else prev
+        self._stop_talking_over_a_peer(now)
+
+    def _peers_speaking(self, now: float) -> dict[str, m.SpeechState]:
+        return {name: state for name, (state, seen) in self.peer_speech.items()
+                if state.speaking and now - seen <= PEER_STATE_STALE_S}
+
+    def on_peer_speech(self, state: m.SpeechState) -> None:
+        if not isinstance(state, m.SpeechState) or state.robot not in self.names or state.robot == self.robot:
+            return self.drop('bad peer speech state', repr(state)[:80])
+        self.peer_speech[state.robot] = (state, self.now())
+        self._stop_talking_over_a_peer(self.now())
+
+    def _stop_talking_over_a_peer(self, now: float) -> None:
+        """Robots never talk over each other, whatever the floor protocol believes (a lost RELEASE, a
+        lease misjudged under load): of two robots speaking at once, the one that started later (ties:
+        the larger name) stops at once and queues its turn behind the other."""
+        mine = self.speech
+        if mine is None or not mine.speaking or mine.speech_id == self._stopped_over_peer:
+            return
+        for name, state in self._peers_speaking(now).items():
+            if (state.started, name) < (mine.started, self.robot):
+                self._stopped_over_peer = mine.speech_id
+                self.stats['speech over a peer cancelled'] += 1
+                self.publish('speech/command', m.SpeechCommand(m.SpeechAction.CANCEL, mine.speech_id, stamp=now))
+                if self.my_grant is not None:
+                    self.my_grant.granted = False
+                    self.queue.insert(0, self.my_grant)
+                    self.my_grant = None
+                self.resume = None          # the floor is the peer's: nothing to pick up after it
+                self.holder = Holder(name, now + self.cfg.lease_s, state.started)
+                return
 
     def on_speech_command(self, cmd: m.SpeechCommand) -> None:
         # Speech state carries only the words played so far: a resumed act needs the rest as well.
