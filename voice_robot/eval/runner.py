@@ -22,6 +22,7 @@ from voice_robot.eval.adapt import robot_speech, truth_utterances
 from voice_robot.fusing.voices import VoiceAliases
 from voice_robot.eval.records import ScenarioRecord, SystemDecision, SystemUtterance
 from voice_robot.nodes.robot import CORE_NODES, NodeSpec
+from voice_robot.acting.speech import SpeechOutputStage
 from voice_robot.pipeline import InProcessBus, resolve
 from voice_robot.sim.scenario import Scenario, load_scenario, scenario_files
 
@@ -115,6 +116,12 @@ def run_scenario(scenario: Scenario, system: SystemConfig | None = None, options
     t_build = time.perf_counter()
     stages = build_system(deployment, bus, options.policy)
     startup = time.perf_counter() - t_build      # model loading: once per process, not per scenario second
+    if not options.charge_compute:
+        # Simulated time then does not follow wall time: a sentence waited for by the wall clock would
+        # be ready at a simulated time that depends on the machine's load (runs would not repeat).
+        for stage in (s for robot_stages in stages.values() for s in robot_stages):
+            if isinstance(stage, SpeechOutputStage):
+                stage.synthesis_wait = 'full'
     rec = Recorder()
     for robot in deployment.robots:
         ns = robot.ns
