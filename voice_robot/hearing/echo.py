@@ -18,11 +18,12 @@ does not move relative to its own loudspeaker).
 A canceller that starts from zero under double talk (a person already talking when the robot first
 speaks, which is when people talk most) takes seconds to learn: the full NLMS step learns the person
 along with the path. So until it has converged once, the canceller *warm-starts*: after 0.15, 0.3, 0.6
-and 1 s of played reference it solves the least-squares path of its first ``warm_start_blocks``
-partitions over everything heard so far (a Toeplitz system per microphone: the person is uncorrelated
-with the reference, so least squares averages them out where a gradient step follows them), and
-adapts from there with a smaller step. On rendered first acts with a person talking throughout, this
-lifts ERLE from 4 to 14 dB over the act's second half-second (``voice-robot bench hearing``).
+and 1 s of played reference it solves the least-squares path of up to ``warm_start_blocks`` partitions
+(no more taps than an eighth of the samples) over everything heard so far (a Toeplitz system per
+microphone: the person is uncorrelated with the reference, so least squares averages them out where a
+gradient step follows them), and adapts from there with a smaller step. On rendered first acts with a
+person talking throughout, this lifts ERLE from about 3 to 14 dB over the act's second half-second
+(``voice-robot bench hearing``).
 
 ``ReferenceBuffer`` stores the played audio by absolute time so any microphone hop can fetch the
 reference that was playing during it. ``residual_ratio_db`` follows what the canceller leaves of the
