@@ -990,9 +990,8 @@ def echo_first_act(trials: int = 8, double_talk: bool = True) -> dict:
                 residue = echo[i:i + 256] - (scene.mics[i:i + 256] - out)
                 powers.append((i / 16000 - 0.5, float(np.sum(echo[i:i + 256] ** 2)), float(np.sum(residue ** 2))))
             p = np.array(powers)
-            rows[name].append([10 * np.log10(p[(p[:, 0] >= a) & (p[:, 0] < b), 1].sum()
-                                             / (p[(p[:, 0] >= a) & (p[:, 0] < b), 2].sum() + 1e-12))
-                               for a, b in FIRST_ACT_WINDOWS_S])
+            windows = [p[(p[:, 0] >= a) & (p[:, 0] < b)] for a, b in FIRST_ACT_WINDOWS_S]
+            rows[name].append([10 * np.log10(w[:, 1].sum() / (w[:, 2].sum() + 1e-12)) for w in windows])
     return {'rows': [{'canceller': name, **{f'ERLE {a}-{b} s': round(float(np.mean([r[j] for r in v])), 1)
                                             for j, (a, b) in enumerate(FIRST_ACT_WINDOWS_S)}}
                      for name, v in rows.items()],

@@ -380,15 +380,17 @@ class Simulator:
                                      'head_height_m': robot_head_height(r)}
             centre = r.mic_positions_base().mean(axis=0)
             t.azimuths[r.name], t.elevations[r.name], t.distances[r.name] = {}, {}, {}
+            def relative(position_m, r=r, centre=centre):
+                return r.map_to_base(np.asarray([position_m], dtype=float))[0] - centre
             for h in self.scenario.humans:
-                rel = r.map_to_base(np.asarray([h.position_m], dtype=float))[0] - centre
+                rel = relative(h.position_m)
                 t.azimuths[r.name][h.name] = math.atan2(rel[1], rel[0])
                 t.elevations[r.name][h.name] = math.atan2(rel[2], math.hypot(rel[0], rel[1]))
                 t.distances[r.name][h.name] = float(np.linalg.norm(rel))
             t.clip_azimuths[r.name] = {}
             for n in self.scenario.room.noise_sources:
                 if n.kind == 'clip':
-                    rel = r.map_to_base(np.asarray([n.position_m], dtype=float))[0] - centre
+                    rel = relative(n.position_m)
                     t.clip_azimuths[r.name][n.name] = math.atan2(rel[1], rel[0])
 
     # --- timeline ------------------------------------------------------------------------------
