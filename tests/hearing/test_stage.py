@@ -498,3 +498,51 @@ def test_a_peer_reference_that_comes_too_late_leaves_the_audio_as_heard_and_is_c
     stage.on_peer_state(m.SpeechState('bruno', False, 's1', started=0.0, stamp=0.5))
     stage._cancel_peers(0.62, hop)                # it stopped: what it did not send is silence, not late
     assert stage.stats['peer reference late'] == 1
+
+
+def _trimmed(x):
+    loud = np.flatnonzero(np.abs(x) > 0.01 * np.abs(x).max())
+    return x[loud[0]:loud[-1] + 1]
+
+
+def _one_bearing_turns(hearing_models, second_voice):
+    """Two sentences 0.3 s apart from one bearing (two people one behind the other, or one person)."""
+    robot = scenes.make_robot(4, 0.035, (2.0, 2.5))
+    first = _trimmed(tts('piper:joe', 'Do you know which floor the meeting is on today?'))
+    second = _trimmed(tts(second_voice, 'I think it was the third floor, room twelve.'))
+    second_start = 1.0 + first.size / SR + 0.3
+    scene = scenes.render(robot, [scenes.Talker(scenes.place(robot, -10, 1.2), first, 1.0, 'hal'),
+                                  scenes.Talker(scenes.place(robot, -10, 2.4), second, second_start, 'ivy')],
+                          (7.0, 5.0, 2.8), 0.4, 22, 'pink', seed=5, max_order=10)
+    stage = HearingStage(robot, [], HearingConfig(), models=hearing_models)
+    messages, _ = run_stage_on_audio(stage, scene.mics, SR, charge_compute=False)
+    return stage, finals(messages, robot.name), second_start
+
+
+def _from_the_talkers(heard):
+    # The room's strongest reflection of the farther talker gives a short fragment from about 20
+    # degrees off, with or without the split: not what these tests are about.
+    return [u for u in heard if angle_error_deg(u.azimuth, math.radians(-10)) < 12]
+
+
+def test_the_next_talker_on_the_same_bearing_after_a_short_pause_is_told_by_voice(hearing_models):
+    """Two people one behind the other share a bearing: only the voice changes across the 0.3 s pause."""
+    stage, heard, second_start = _one_bearing_turns(hearing_models, 'flite:slt')
+    assert stage.stats['utterances split (another voice after a pause)'] == 1
+    heard = _from_the_talkers(heard)
+    assert len(heard) == 2, [(u.start, u.end, u.transcript) for u in heard]
+    hal, ivy = heard
+    assert hal.end <= second_start + 0.05 and abs(ivy.start - second_start) < 0.25
+    assert 'meeting' in words(hal.transcript) and 'third' in words(ivy.transcript)
+    assert hal.voice_id and ivy.voice_id and hal.voice_id != ivy.voice_id
+    [(_, _, _, similarity)] = stage.voice_change_log
+    assert similarity < stage.config.diarization.voice_change_threshold
+
+
+def test_one_voice_on_both_sides_of_a_pause_stays_one_utterance(hearing_models):
+    stage, heard, _ = _one_bearing_turns(hearing_models, 'piper:joe')
+    assert stage.stats['utterances split (another voice after a pause)'] == 0
+    heard = _from_the_talkers(heard)
+    assert len(heard) == 1, [(u.start, u.end, u.transcript) for u in heard]
+    assert all(similarity >= stage.config.diarization.voice_change_threshold
+               for *_, similarity in stage.voice_change_log)

@@ -93,6 +93,10 @@ class DiarizationConfig(Section):
     # bench simulator scene); clean TTS voices reach 0.76 between different espeak variants.
     same_voice_threshold: float = Field(0.72, ge=-1, le=1)   # cosine to join a voice
     merge_threshold: float = Field(0.80, ge=-1, le=1)        # cosine to merge two voice ids
+    # Across a pause inside an utterance, speech on either side less similar than this is two talkers
+    # (people one behind the other share a bearing); -1 never splits. Library scenes: one voice across
+    # a pause 0.64-0.83, another voice 0.34-0.45.
+    voice_change_threshold: float = Field(0.55, ge=-1, le=1)
     min_audio_s: float = Field(1.0, ge=0)     # shorter segments (backchannels) borrow a voice, never found one
     # The beam's background just before an utterance is gated out of it before embedding (0 = off).
     background_reduction: float = Field(0.9, ge=0, le=1)

@@ -133,6 +133,7 @@ class Segment:
     speculative_confidence: float = 0.0
     bearings: list = field(default_factory=list)  # (time, azimuth) of the DOA peaks that fed the track
     pause: tuple | None = None                 # (start, end) of the latest pause inside, until judged
+    voice_pauses: list = field(default_factory=list)   # longer pauses whose voices are still to compare
 
 
 class TalkerStream:

@@ -74,6 +74,12 @@ TALKER_CHANGE_PAUSE_S = 0.064
 TALKER_CHANGE_DEG = 12.0       # the tracker's merge distance: closer bearings are one talker
 TALKER_CHANGE_BLOCKS = 4       # DOA blocks on each side of the pause that must agree
 WALKING_DEG_PER_S = 15.0       # a talker turning around the array this fast before the pause is moving
+# Two people one behind the other share a bearing: across a pause too short to end an utterance, only
+# the voice tells that the next talker took over. The embeddings of the speech on either side decide.
+VOICE_CHANGE_PAUSE_S = 0.15    # shorter pauses are breaths inside one person's sentence
+VOICE_CHANGE_BEFORE_S = 0.8    # speech needed on each side of the pause to describe a voice
+VOICE_CHANGE_AFTER_S = 1.0
+VOICE_CHANGE_CONTEXT_S = 2.0   # at most this much before the pause is embedded
 DIRECTION_HINT_DEG = 12.0      # a new utterance this close to a known voice's direction hints at it
 ELSEWHERE_DEG = 25.0           # ... and one this far from where a voice was just heard is likely someone else
 VOICE_PLACE_MEMORY_S = 60.0
@@ -213,6 +219,7 @@ class HearingStage(Stage):
         self._frame_levels: deque = deque(maxlen=self.block_hops * config.doa.context_blocks)
         self._voice_directions: dict[str, tuple[float, float]] = {}
         self.embedding_log: list[tuple[str, float, float, np.ndarray]] = []
+        self.voice_change_log: list[tuple[str, float, float, float]] = []   # (utterance, pause, cosine)
         self._withdrawn: deque = deque(maxlen=64)       # utterance ids published as withdrawn finals
         self._closed_spans: dict[str, tuple[float, float]] = {}   # recent finals' (start, end), bounded
         self._leak_floor = 10 ** (-20 / 10)
@@ -475,6 +482,8 @@ class HearingStage(Stage):
             if stream.segment is not None and pause_start is not None and stream.endpointer.silence_start is None \
                     and chunk_stamp - pause_start >= TALKER_CHANGE_PAUSE_S:
                 stream.segment.pause = (pause_start, chunk_stamp)
+                if chunk_stamp - pause_start >= VOICE_CHANGE_PAUSE_S and len(stream.segment.voice_pauses) < 8:
+                    stream.segment.voice_pauses.append((pause_start, chunk_stamp))
             if not replay and stream.segment is not None:
                 self._segment_progress(stream, chunk_stamp + CHUNK / self.sample_rate)
                 self._speculate(stream)
@@ -668,17 +677,51 @@ class HearingStage(Stage):
             return None                  # a moving talker's bearing jumps across a pause too
         return (start, end) if abs(wrap(mean(after) - centre)) > math.radians(TALKER_CHANGE_DEG) else None
 
-    def _split_at_pause(self, stream: TalkerStream, track: Track, pause: tuple[float, float]) -> None:
+    def _voice_changed(self, stream: TalkerStream, seg: Segment, pause: tuple[float, float]) -> bool:
+        """Whether the speech after the pause is another voice than the speech before it.
+
+        Only judged on clean evidence: enough speech on both sides, and no robot talking then (its
+        residue would change the "voice" of either side)."""
+        threshold = self.config.diarization.voice_change_threshold
+        start, end = pause
+        if self.models.embedder is None or threshold <= -1 or start - seg.start < VOICE_CHANGE_BEFORE_S:
+            return False
+        after_end = end + VOICE_CHANGE_AFTER_S
+        if self._own_speaking(after_end) or self._own_speaking(seg.start) or \
+                any(self._peer_speaking(name, after_end) or self._peer_speaking(name, seg.start)
+                    for name in self._robot_state if name != self.robot):
+            return False
+        before = stream.audio(max(seg.start, start - VOICE_CHANGE_CONTEXT_S), start)
+        after = stream.audio(end, after_end)
+        t0 = time.perf_counter()
+        try:
+            a = self.models.embedder.embed(self._without_background(stream, seg, before))
+            b = self.models.embedder.embed(self._without_background(stream, seg, after))
+        except (ValueError, RuntimeError) as exc:
+            self.drop('embedding failed', str(exc))
+            return False
+        finally:
+            self.compute['embedding'] += time.perf_counter() - t0
+        similarity = float(np.dot(a, b))
+        self.voice_change_log.append((seg.utterance_id, start, end, similarity))
+        del self.voice_change_log[:-EMBEDDING_LOG]
+        return similarity < threshold
+
+    def _split_at_pause(self, stream: TalkerStream, track: Track | None, pause: tuple[float, float],
+                        counted: bool = True) -> None:
         """End the utterance where the pause began and start the next talker's where it ended."""
         start, end = pause
         after = [(t, az) for t, az in stream.segment.bearings if t > end]
-        self.stats['utterances split (another talker after a pause)'] += 1
+        later_pauses = [p for p in stream.segment.voice_pauses if p[0] >= end]
+        if counted:
+            self.stats['utterances split (another talker after a pause)'] += 1
         self._close_segment(stream, start, True)
         stream.voice_id = ''            # the track's voice was the previous talker's
         stream.endpointer.onset_time = end      # the longest-utterance limit counts from the new talker
         self._open_segment(stream, track, end)
         if stream.segment is not None:
             stream.segment.bearings = after
+            stream.segment.voice_pauses = later_pauses
 
     def _merge_streams(self, gone: TalkerStream, heir: TalkerStream, t: float) -> bool:
         """The tracker merged ``gone``'s track into ``heir``'s: both beams heard one talker, so there is
@@ -922,6 +965,15 @@ class HearingStage(Stage):
         seg = stream.segment
         if seg.robot_name:
             return
+        if seg.voice_pauses and t - seg.voice_pauses[0][1] >= VOICE_CHANGE_AFTER_S:
+            pause = seg.voice_pauses.pop(0)
+            if self._voice_changed(stream, seg, pause):
+                track = self.tracker.get(stream.track_id)
+                self.stats['utterances split (another voice after a pause)'] += 1
+                self._split_at_pause(stream, track, pause, counted=False)
+                seg = stream.segment
+                if seg is None:
+                    return
         published = seg.partials
         self._segment_update(stream, seg, t)
         if seg.partials == published and not seg.robot_name and stream.segment is seg \
