@@ -153,6 +153,7 @@ class TalkerStream:
         self._pending = np.zeros(0, np.float32)
         self._pending_stamp: float | None = None
         self.last_probability = 0.0
+        self.probabilities: deque = deque(maxlen=int(4.0 * sample_rate / CHUNK))   # (chunk stamp, VAD p)
         self.segment: Segment | None = None
         self.voice_id = ''
         self.noise_floor = NoiseFloor(rise_db_per_s=2.0)
@@ -183,6 +184,11 @@ class TalkerStream:
             self._pending = self._pending[CHUNK:]
             self._pending_stamp += CHUNK / self.sample_rate
         return chunks
+
+    def speech_share(self, t0: float, t1: float, threshold: float) -> float:
+        """Share of the VAD chunks starting in [t0, t1) that were speech (0 when none is kept)."""
+        inside = [p for stamp, p in self.probabilities if t0 <= stamp < t1]
+        return sum(p >= threshold for p in inside) / len(inside) if inside else 0.0
 
     def audio(self, t0: float, t1: float) -> np.ndarray:
         """Beamformed samples between t0 and t1 (as far as kept)."""

@@ -80,6 +80,7 @@ VOICE_CHANGE_PAUSE_S = 0.15    # shorter pauses are breaths inside one person's 
 VOICE_CHANGE_BEFORE_S = 0.8    # speech needed on each side of the pause to describe a voice
 VOICE_CHANGE_AFTER_S = 1.0
 VOICE_CHANGE_CONTEXT_S = 2.0   # at most this much before the pause is embedded
+VOICE_CHANGE_SPEECH_SHARE = 0.5   # VAD chunks that must be speech on each side (less: mostly silence)
 DIRECTION_HINT_DEG = 12.0      # a new utterance this close to a known voice's direction hints at it
 ELSEWHERE_DEG = 25.0           # ... and one this far from where a voice was just heard is likely someone else
 VOICE_PLACE_MEMORY_S = 60.0
@@ -461,6 +462,7 @@ class HearingStage(Stage):
             p = stream.vad.process(stream.vad_input(chunk_stamp, chunk))
             self.compute['vad'] += time.perf_counter() - tv
             stream.last_probability = p
+            stream.probabilities.append((chunk_stamp, p))
             if stream.segment is not None:
                 stream.segment.speech_probability_sum += p
                 stream.segment.speech_chunks += 1
@@ -691,7 +693,12 @@ class HearingStage(Stage):
                 any(self._peer_speaking(name, after_end) or self._peer_speaking(name, seg.start)
                     for name in self._robot_state if name != self.robot):
             return False
-        before = stream.audio(max(seg.start, start - VOICE_CHANGE_CONTEXT_S), start)
+        before_start = max(seg.start, start - VOICE_CHANGE_CONTEXT_S)
+        speech = self.config.vad.threshold
+        if min(stream.speech_share(before_start, start, speech), stream.speech_share(end, after_end, speech)) \
+                < VOICE_CHANGE_SPEECH_SHARE:
+            return False          # mostly a tail or the room on one side: its "voice" is not a person's
+        before = stream.audio(before_start, start)
         after = stream.audio(end, after_end)
         t0 = time.perf_counter()
         try:
