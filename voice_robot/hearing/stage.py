@@ -618,7 +618,7 @@ class HearingStage(Stage):
                     seg.bearings.extend((t, peaks[i].azimuth) for i, a in self.tracker.assigned.items() if a is tr)
                     pause = self._talker_change(seg) if seg.pause is not None and not seg.robot_name else None
                     if pause is not None:
-                        self._split_at_pause(stream, tr, pause)
+                        self._split_at_pause(stream, tr, pause, 'another talker')
                         seg = stream.segment
                 elif seg.foreign_since is None and (supported or len(self._echo_history) == sum(self._echo_history)
                                                     == self._echo_history.maxlen):
@@ -715,13 +715,12 @@ class HearingStage(Stage):
         return similarity < threshold
 
     def _split_at_pause(self, stream: TalkerStream, track: Track | None, pause: tuple[float, float],
-                        counted: bool = True) -> None:
+                        cause: str) -> None:
         """End the utterance where the pause began and start the next talker's where it ended."""
         start, end = pause
         after = [(t, az) for t, az in stream.segment.bearings if t > end]
         later_pauses = [p for p in stream.segment.voice_pauses if p[0] >= end]
-        if counted:
-            self.stats['utterances split (another talker after a pause)'] += 1
+        self.stats[f'utterances split ({cause} after a pause)'] += 1
         self._close_segment(stream, start, True)
         stream.voice_id = ''            # the track's voice was the previous talker's
         stream.endpointer.onset_time = end      # the longest-utterance limit counts from the new talker
@@ -975,9 +974,7 @@ class HearingStage(Stage):
         if seg.voice_pauses and t - seg.voice_pauses[0][1] >= VOICE_CHANGE_AFTER_S:
             pause = seg.voice_pauses.pop(0)
             if self._voice_changed(stream, seg, pause):
-                track = self.tracker.get(stream.track_id)
-                self.stats['utterances split (another voice after a pause)'] += 1
-                self._split_at_pause(stream, track, pause, counted=False)
+                self._split_at_pause(stream, self.tracker.get(stream.track_id), pause, 'another voice')
                 seg = stream.segment
                 if seg is None:
                     return
