@@ -18,11 +18,11 @@ from voice_robot import messages as m
 from voice_robot.conversing.turn import withdrawn
 from voice_robot.config.deployment import Deployment, SystemConfig, deployment_for_scenario, load_system
 from voice_robot.eval import score as scoring
+from voice_robot.acting.speech import SpeechOutputStage
 from voice_robot.eval.adapt import robot_speech, truth_utterances
 from voice_robot.fusing.voices import VoiceAliases
 from voice_robot.eval.records import ScenarioRecord, SystemDecision, SystemUtterance
 from voice_robot.nodes.robot import CORE_NODES, NodeSpec
-from voice_robot.acting.speech import SpeechOutputStage
 from voice_robot.pipeline import InProcessBus, resolve
 from voice_robot.sim.scenario import Scenario, load_scenario, scenario_files
 

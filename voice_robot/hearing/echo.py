@@ -33,6 +33,7 @@ the robot's own residue or a person.
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import solve_toeplitz
 
 from voice_robot.hearing.doa import NoiseFloor
 
@@ -174,7 +175,6 @@ class EchoCanceller:
 
     def _fit_path(self, x: np.ndarray, d: np.ndarray, blocks: int) -> None:
         """Least-squares filter of ``blocks`` partitions from reference x to microphones d."""
-        from scipy.linalg import solve_toeplitz
         taps = blocks * self.block
         if x.size < 2 * taps or float(np.dot(x, x)) <= 1e-9:
             return
