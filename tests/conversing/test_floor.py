@@ -301,6 +301,31 @@ def test_a_few_garbled_words_over_our_voice_are_talked_on_over_not_answered():
     assert grants(events) == ['ada'] and floors['ada'].stats['short remarks talked on over'] == 1
 
 
+@pytest.mark.parametrize('backchannel, stops', [(0.9, False), (0.1, True)])
+def test_a_sound_without_words_over_our_voice_is_never_answered(backchannel, stops):
+    """Hearing keeps the voice of a long "mm-hmm" but drops the words it could not tell from our residue:
+    whether the robot talked on over it or stopped and picked its act up again, nobody answers it."""
+    bus, floors, _, events, commands = setup()
+    publish_turn(bus, 'ada', [0.9, 0.05, 0.03, 0.02], [0.9, 0.05, 0.03, 0.02], 0.5, start=0.1, end=0.4)
+    bus.run_until(0.9)
+    tell_story(bus)
+    onset(bus, 'ada/9', 3.0, 0.05, backchannel)
+    onset(bus, 'ada/9', 3.0, 0.3, backchannel)
+    bus.run_until(3.4)
+    assert (m.SpeechAction.CANCEL in actions(commands)) == stops
+    if stops:
+        story_cut(bus, 3.32)
+    onset(bus, 'ada/9', 3.0, 0.8, backchannel, final=True, text='')
+    bus.run_until(3.9)
+    assert resumed(commands) == (['The sea was calm. The end.'] if stops else [])
+    publish_turn(bus, 'ada', [0.9, 0.05, 0.03, 0.02], [0.9, 0.05, 0.03, 0.02], 4.0, start=3.0, end=3.8)
+    # The story ends: the floor is free, and the sound is still not a turn to take it for.
+    bus.publish('/ada/speech/state', m.SpeechState('ada', False, 's1', stamp=4.6), at=4.6)
+    bus.publish('/conversation/turns', m.DialogueTurn('ada', 'v1', 'The end.', 1.0, 4.6), at=4.6)
+    bus.run_until(6.0)
+    assert grants(events) == ['ada']
+
+
 def test_a_request_is_not_talked_on_over():
     bus, _, _, _, commands = setup()
     speak(bus, 1.0)

@@ -546,3 +546,41 @@ def test_one_voice_on_both_sides_of_a_pause_stays_one_utterance(hearing_models):
     assert len(heard) == 1, [(u.start, u.end, u.transcript) for u in heard]
     assert all(similarity >= stage.config.diarization.voice_change_threshold
                for *_, similarity in stage.voice_change_log)
+
+
+def _one_bearing_no_pause(hearing_models, second_voice):
+    """Two sentences with no pause between them from one bearing; a peer robot, for which the two
+    talkers are 40 degrees apart, heard the first end and the second begin."""
+    robot = scenes.make_robot(4, 0.035, (2.0, 2.5))
+    peer = scenes.make_robot(6, 0.045, (5.0, 1.0), name='bruno', voice='espeak:en-us+m5')
+    first = _trimmed(tts('piper:joe', 'Do you know which floor the meeting is on today?'))
+    second = _trimmed(tts(second_voice, 'I think it was the third floor, room twelve.'))
+    first_end = 1.0 + first.size / SR
+    scene = scenes.render(robot, [scenes.Talker(scenes.place(robot, -10, 1.2), first, 1.0, 'hal'),
+                                  scenes.Talker(scenes.place(robot, -10, 2.4), second, first_end, 'ivy')],
+                          (7.0, 5.0, 2.8), 0.4, 22, 'pink', seed=5, max_order=10)
+    stage = HearingStage(robot, [peer], HearingConfig(), models=hearing_models)
+    # The peer's hearing as it would publish it (only instants a second after them are used).
+    stage.on_peer_utterance('bruno', m.Utterance('bruno/1', 'bruno', 1.05, first_end + 0.02, azimuth=0.3,
+                                                 transcript='do you know which floor', is_final=True))
+    stage.on_peer_utterance('bruno', m.Utterance('bruno/2', 'bruno', first_end + 0.2, first_end + 0.6, azimuth=-0.4))
+    messages, _ = run_stage_on_audio(stage, scene.mics, SR, charge_compute=False)
+    return stage, _from_the_talkers(finals(messages, robot.name)), first_end
+
+
+def test_a_peer_that_hears_the_talker_change_lets_the_voices_split_an_utterance_with_no_pause(hearing_models):
+    stage, heard, first_end = _one_bearing_no_pause(hearing_models, 'flite:slt')
+    assert stage.stats['utterances split (another voice where a peer heard another talker)'] == 1
+    assert len(heard) == 2, [(u.start, u.end, u.transcript) for u in heard]
+    hal, ivy = heard
+    assert abs(hal.end - first_end) < 0.05 and abs(ivy.start - first_end) < 0.05
+    assert 'meeting' in words(hal.transcript) and 'third' in words(ivy.transcript)
+    assert hal.voice_id and ivy.voice_id and hal.voice_id != ivy.voice_id
+
+
+def test_a_peer_turn_change_does_not_split_one_voice(hearing_models):
+    stage, heard, _ = _one_bearing_no_pause(hearing_models, 'piper:joe')
+    assert stage.stats['utterances split (another voice where a peer heard another talker)'] == 0
+    assert len(heard) == 1, [(u.start, u.end, u.transcript) for u in heard]
+    assert stage.voice_change_log and all(
+        similarity >= stage.config.diarization.voice_change_threshold for *_, similarity in stage.voice_change_log)

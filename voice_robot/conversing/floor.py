@@ -416,18 +416,21 @@ class FloorStage(Stage):
 
     def _finish_interruption(self, intr: Interruption, u: m.Utterance, words, now: float) -> None:
         self.interruption = None
+        # No words at all (a cough, or words hearing could not tell from our residue), or a few words
+        # that neither ask nor call anyone ("mm-hmm" garbled into "same thing"): a sound over our
+        # voice, not a turn to answer.
+        no_turn = words.words == 0 or self._listener_response(u, words)
         if not intr.stopped:
             self.stats['barge-in kept (backchannel)'] += 1
+            if no_turn:
+                self._absorb(u)
             self.publish('speech/command', m.SpeechCommand(m.SpeechAction.UNDUCK, stamp=now))
             return
-        if self.resume is not None and not self._someone_talking(now) \
-                and (words.words == 0 or self._listener_response(u, words)):
-            # No words at all (a cough), or a few words that neither ask nor call anyone, over our voice
-            # ("mm-hmm" garbled by our own residue into "same thing"): pick up where we were, and do not
-            # answer them (unless someone has started talking meanwhile: then the floor is theirs).
+        if self.resume is not None and not self._someone_talking(now) and no_turn:
+            # Pick up where we were (unless someone has started talking meanwhile: the floor is theirs).
+            self._absorb(u)
             if words.words:
                 self.stats['short remarks talked on over'] += 1
-                self._absorb(u)
             else:
                 self.stats['false interruptions resumed'] += 1
             self._resume_speech(self.resume, now)

@@ -134,6 +134,7 @@ class Segment:
     bearings: list = field(default_factory=list)  # (time, azimuth) of the DOA peaks that fed the track
     pause: tuple | None = None                 # (start, end) of the latest pause inside, until judged
     voice_pauses: list = field(default_factory=list)   # longer pauses whose voices are still to compare
+    peer_changes_judged: set = field(default_factory=set)   # peers' turn changes already compared here
 
 
 class TalkerStream:

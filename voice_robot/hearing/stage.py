@@ -81,6 +81,12 @@ VOICE_CHANGE_BEFORE_S = 0.8    # speech needed on each side of the pause to desc
 VOICE_CHANGE_AFTER_S = 1.0
 VOICE_CHANGE_CONTEXT_S = 2.0   # at most this much before the pause is embedded
 VOICE_CHANGE_SPEECH_SHARE = 0.5   # VAD chunks that must be speech on each side (less: mostly silence)
+# A peer robot that hears one talker end and another begin from elsewhere (two people in line as seen
+# from here are apart as seen from there) marks where our one utterance may hold two voices: the voice
+# test judges that instant as it judges a pause. The peer's next talker must come within PEER_TURN_GAP_S
+# (its onset can lag in noise) from a bearing at least PEER_TURN_DEG away.
+PEER_TURN_GAP_S = 1.0
+PEER_TURN_DEG = 15.0
 DIRECTION_HINT_DEG = 12.0      # a new utterance this close to a known voice's direction hints at it
 ELSEWHERE_DEG = 25.0           # ... and one this far from where a voice was just heard is likely someone else
 VOICE_PLACE_MEMORY_S = 60.0
@@ -120,6 +126,16 @@ class HearingModels:
             quiet = np.full(int(0.3 * config.sample_rate), 1e-4, np.float32)
             reduce_background(quiet, quiet, config.sample_rate, config.diarization.background_reduction)
         return cls(vad, embedder, recognizer, voices)
+
+
+@dataclass
+class PeerUtterance:
+    """What a peer's hearing published about one utterance (its latest partial or final)."""
+    start: float
+    end: float
+    withdrawn: bool
+    is_final: bool
+    azimuth: float
 
 
 @dataclass
@@ -194,7 +210,7 @@ class HearingStage(Stage):
         self._peer_of_topic = {f'{p.ns}/speech/audio': p.name for p in self.peers}
         self._heard_peer_bearings: dict[str, list[float]] = {}
         self._last_speech_block = -math.inf
-        self._peer_utterances: dict[str, dict[str, tuple[float, float, bool]]] = {}
+        self._peer_utterances: dict[str, dict[str, PeerUtterance]] = {}
         self.segment_log: deque = deque(maxlen=EMBEDDING_LOG)
         self._assembler = FrameAssembler(self.hop, self.sample_rate, self.channels, config.max_gap_s)
         self._stft = StreamingStft(self.nfft, self.channels)
@@ -286,17 +302,35 @@ class HearingStage(Stage):
         if not isinstance(u, m.Utterance) or not (math.isfinite(u.start) and math.isfinite(u.end)):
             return self.drop('bad peer utterance', type(u).__name__)
         heard = self._peer_utterances.setdefault(peer, {})
-        heard[u.utterance_id] = (u.start, u.end, u.withdrawn)
+        heard[u.utterance_id] = PeerUtterance(u.start, u.end, u.withdrawn, u.is_final, u.azimuth)
         while len(heard) > PEER_UTTERANCES_KEPT:
             heard.pop(next(iter(heard)))
 
     def _peer_heard_person(self, peer: str, start: float, end: float) -> bool:
         """Did the peer's own hearing (the best judge of what is said over its voice) hear a person then?"""
         span = max(end - start, 1e-3)
-        for s0, s1, withdrawn in self._peer_utterances.get(peer, {}).values():
-            if not withdrawn and min(end, s1) - max(start, s0) >= min(0.2, 0.3 * span):
+        for u in self._peer_utterances.get(peer, {}).values():
+            if not u.withdrawn and min(end, u.end) - max(start, u.start) >= min(0.2, 0.3 * span):
                 return True
         return False
+
+    def _peer_turn_changes(self, seg: Segment, t: float) -> list[tuple[float, tuple]]:
+        """Instants inside the open utterance where a peer heard one person stop and another, from
+        elsewhere, start; with enough speech on both sides here to compare voices. Each is offered once."""
+        found = []
+        for peer, heard in self._peer_utterances.items():
+            done = [(uid, u) for uid, u in heard.items() if u.is_final and not u.withdrawn
+                    and seg.start + VOICE_CHANGE_BEFORE_S <= u.end <= t - VOICE_CHANGE_AFTER_S]
+            for uid, first in done:
+                for nid, nxt in heard.items():
+                    key = (peer, uid, nid)
+                    if nxt.withdrawn or key in seg.peer_changes_judged \
+                            or not first.end - 0.1 <= nxt.start <= first.end + PEER_TURN_GAP_S \
+                            or abs(math.degrees(wrap(nxt.azimuth - first.azimuth))) < PEER_TURN_DEG:
+                        continue
+                    seg.peer_changes_judged.add(key)
+                    found.append((first.end, key))
+        return sorted(found)
 
     def on_peer_audio(self, peer: str, chunk: m.AudioChunk) -> None:
         x = self._speech_samples(chunk)
@@ -715,12 +749,13 @@ class HearingStage(Stage):
         return similarity < threshold
 
     def _split_at_pause(self, stream: TalkerStream, track: Track | None, pause: tuple[float, float],
-                        cause: str) -> None:
+                        cause: str, after_pause: bool = True) -> None:
         """End the utterance where the pause began and start the next talker's where it ended."""
         start, end = pause
         after = [(t, az) for t, az in stream.segment.bearings if t > end]
         later_pauses = [p for p in stream.segment.voice_pauses if p[0] >= end]
-        self.stats[f'utterances split ({cause} after a pause)'] += 1
+        judged = stream.segment.peer_changes_judged
+        self.stats[f'utterances split ({cause}{" after a pause" if after_pause else ""})'] += 1
         self._close_segment(stream, start, True)
         stream.voice_id = ''            # the track's voice was the previous talker's
         stream.endpointer.onset_time = end      # the longest-utterance limit counts from the new talker
@@ -728,6 +763,7 @@ class HearingStage(Stage):
         if stream.segment is not None:
             stream.segment.bearings = after
             stream.segment.voice_pauses = later_pauses
+            stream.segment.peer_changes_judged = judged
 
     def _merge_streams(self, gone: TalkerStream, heir: TalkerStream, t: float) -> bool:
         """The tracker merged ``gone``'s track into ``heir``'s: both beams heard one talker, so there is
@@ -978,6 +1014,17 @@ class HearingStage(Stage):
                 seg = stream.segment
                 if seg is None:
                     return
+        if self.peers and self._peer_utterances:
+            for instant, _ in self._peer_turn_changes(seg, t):
+                if any(abs(instant - p[0]) < 0.5 for p in seg.voice_pauses):
+                    continue      # a pause of our own there is judged on its own evidence
+                if self._voice_changed(stream, seg, (instant, instant)):
+                    self._split_at_pause(stream, self.tracker.get(stream.track_id), (instant, instant),
+                                         'another voice where a peer heard another talker', after_pause=False)
+                    seg = stream.segment
+                    if seg is None:
+                        return
+                    break
         published = seg.partials
         self._segment_update(stream, seg, t)
         if seg.partials == published and not seg.robot_name and stream.segment is seg \
@@ -1119,6 +1166,7 @@ class HearingStage(Stage):
         audio = stream.audio(seg.start - pad, end + pad)
         speech = stream.audio(seg.start, end)
         self.segment_log.append((seg.utterance_id, seg.start, end, self._leak_diagnostics(stream, seg.start, end)))
+        known_voices = set(self.registry.voices)
         peer = self._peer_voice(stream, seg.start, end)
         if peer:
             self.stats['robot speech suppressed late (follows peer audio)'] += 1
@@ -1143,11 +1191,17 @@ class HearingStage(Stage):
         else:
             text, confidence = self._transcribe(audio)
         if text and not self._trust_words(text, confidence, end):
-            # Garbled residue of our own voice: what was said is unknown (a "mm-hmm", most likely),
-            # and words nobody said must not become a turn to answer: take the utterance back.
-            self.stats['utterances withdrawn (doubtful words over own voice)'] += 1
-            self._withdraw(stream, seg, end)
-            return
+            # Garbled residue of our own voice: what was said is unknown (a "mm-hmm", most likely), and
+            # words nobody said must not become a turn to answer. Who made the sound can still be known:
+            # a voice heard before keeps the utterance, without words (as a cough would be); a voice
+            # founded on this residue alone does not.
+            if voice_id and self.registry.canonical(voice_id) in known_voices:
+                self.stats['words dropped over own voice (voice kept)'] += 1
+                text, confidence = '', 0.0
+            else:
+                self.stats['utterances withdrawn (doubtful words over own voice)'] += 1
+                self._withdraw(stream, seg, end)
+                return
         t1 = time.perf_counter()
         eot = turn_cues.end_of_turn_probability(text, speech, self.sample_rate, names=self.name_matcher.names)
         bc = turn_cues.backchannel_probability(text, duration, early=seg.backchannel_early if seg.early_done else None,
