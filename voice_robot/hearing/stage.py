@@ -399,6 +399,9 @@ class HearingStage(Stage):
             behind = any(not buf.covers(end) for buf in live)
             if not force and wait > 0 and behind and self._latest_mic - end < wait:
                 return
+            if behind and wait > 0:
+                # Waited as long as allowed: this hop is heard with the missing voice left in it.
+                self.stats['hops processed without their echo reference'] += 1
             self._pending_hops.popleft()
             self._process_hop(hop.stamp, hop.samples)
 
@@ -652,7 +655,7 @@ class HearingStage(Stage):
                     seg.bearings.extend((t, peaks[i].azimuth) for i, a in self.tracker.assigned.items() if a is tr)
                     pause = self._talker_change(seg) if seg.pause is not None and not seg.robot_name else None
                     if pause is not None:
-                        self._split_at_pause(stream, tr, pause, 'another talker')
+                        self._split_at_pause(stream, tr, pause, 'another talker after a pause')
                         seg = stream.segment
                 elif seg.foreign_since is None and (supported or len(self._echo_history) == sum(self._echo_history)
                                                     == self._echo_history.maxlen):
@@ -749,13 +752,13 @@ class HearingStage(Stage):
         return similarity < threshold
 
     def _split_at_pause(self, stream: TalkerStream, track: Track | None, pause: tuple[float, float],
-                        cause: str, after_pause: bool = True) -> None:
+                        cause: str) -> None:
         """End the utterance where the pause began and start the next talker's where it ended."""
         start, end = pause
         after = [(t, az) for t, az in stream.segment.bearings if t > end]
         later_pauses = [p for p in stream.segment.voice_pauses if p[0] >= end]
         judged = stream.segment.peer_changes_judged
-        self.stats[f'utterances split ({cause}{" after a pause" if after_pause else ""})'] += 1
+        self.stats[f'utterances split ({cause})'] += 1
         self._close_segment(stream, start, True)
         stream.voice_id = ''            # the track's voice was the previous talker's
         stream.endpointer.onset_time = end      # the longest-utterance limit counts from the new talker
@@ -1010,7 +1013,7 @@ class HearingStage(Stage):
         if seg.voice_pauses and t - seg.voice_pauses[0][1] >= VOICE_CHANGE_AFTER_S:
             pause = seg.voice_pauses.pop(0)
             if self._voice_changed(stream, seg, pause):
-                self._split_at_pause(stream, self.tracker.get(stream.track_id), pause, 'another voice')
+                self._split_at_pause(stream, self.tracker.get(stream.track_id), pause, 'another voice after a pause')
                 seg = stream.segment
                 if seg is None:
                     return
@@ -1020,7 +1023,7 @@ class HearingStage(Stage):
                     continue      # a pause of our own there is judged on its own evidence
                 if self._voice_changed(stream, seg, (instant, instant)):
                     self._split_at_pause(stream, self.tracker.get(stream.track_id), (instant, instant),
-                                         'another voice where a peer heard another talker', after_pause=False)
+                                         'another voice where a peer heard another talker')
                     seg = stream.segment
                     if seg is None:
                         return
