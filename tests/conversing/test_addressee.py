@@ -51,6 +51,17 @@ def test_third_person_mention_while_looking_at_a_person_is_side_talk():
     assert est.probability('ada') < 0.2
 
 
+@pytest.mark.parametrize('x, nearest', [(2.95, {'ada', 'bruno'}), (2.3, {'ada'})])
+def test_robots_about_as_near_as_the_nearest_all_count_as_nearest(x, nearest):
+    """Centimetres (or the noise of a person's position) must not pick who answers a group request."""
+    ctx = ConversationContext('ada', ROBOTS)
+    ctx.on_persons(m.Persons(1.0, 'ada', [m.Person('person_1', (x, 3.5, 1.2), voice_id='v1', looked_at='none',
+                                                   looked_at_probability=0.9)]), now=1.0)
+    turn = TurnInput('ada/1', 1.0, 3.0, 'Can one of you help me?', 'v1', ADA.bearing_to((x, 3.5, 1.2)))
+    feats = turn_features(turn, ADA, ctx, now=3.3)
+    assert {r for r in ('ada', 'bruno') if feats[r]['nearest']} == nearest
+
+
 def test_group_request():
     est = estimate('Can one of you help me find my keys?', 'none')
     assert est.decision == GROUP

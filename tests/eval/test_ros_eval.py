@@ -1,4 +1,5 @@
 """A scenario through real ROS 2 topics end to end: simulator node, a robot process, the monitor."""
+import json
 from pathlib import Path
 
 from voice_robot.eval.ros_runner import run_scenario_ros
@@ -22,3 +23,6 @@ def test_named_question_is_answered_over_ros(tmp_path):
     assert rows['q1']['responders'] == ['ada'], rows['q1']
     assert scored['metrics']['robot_overlap_s'] == 0.0
     assert (tmp_path / 'ada.log').exists() and (tmp_path / 'truth.json').exists()
+    # Each node's counters, as its last /diagnostics said them.
+    diagnostics = json.loads((tmp_path / 'diagnostics.json').read_text())
+    assert int(diagnostics['/ada/hearing']['utterances final']) >= 1

@@ -38,6 +38,7 @@ from voice_robot.conversing.turn import Turn, TurnTracker
 from voice_robot.pipeline import Stage
 
 GROUP, OTHERS = m.GROUP, m.OTHERS
+NEAREST_TIE_M = 0.25
 WEIGHTS_FORMAT = 'voice_robot/addressee_weights@1'
 DEFAULT_WEIGHTS_FILE = Path(__file__).with_name('data') / 'addressee_weights.yaml'
 
@@ -133,7 +134,10 @@ def turn_features(turn: TurnInput, me: RobotSpec, ctx: ConversationContext, now:
     gaze_end = ctx.attention(person.person_id, max(turn.start, turn.end - 0.6), turn.end) if person else {}
     partner, age, asked = ctx.last_robot_partner(turn.voice_id, person.person_id if person else '', now)
     distances = ctx.robot_distances(person.position) if person else {}
-    nearest = min(distances, key=distances.get) if distances else None
+    # Robots about as near as the nearest all count as nearest: centimetres (or the person position's
+    # noise) must not decide who answers a request to the group, or who is more likely addressed.
+    closest = min(distances.values(), default=math.inf)
+    nearest = {r for r, d in distances.items() if d <= closest + NEAREST_TIE_M}
     speaking = set(ctx.robot_speaking(now))
     vocatives = {r: cues.names[r].vocative for r in robots}
     robot_gaze_total = sum(gaze.get(r, 0.0) for r in robots)
@@ -150,7 +154,7 @@ def turn_features(turn: TurnInput, me: RobotSpec, ctx: ConversationContext, now:
             'gaze_end': gaze_end.get(r, 0.0),
             'partner': math.exp(-age / 15.0) if partner == r and age is not None else 0.0,
             'question': 1.0 if partner == r and asked and age is not None and age < 10.0 else 0.0,
-            'nearest': 1.0 if nearest == r else 0.0,
+            'nearest': 1.0 if r in nearest else 0.0,
             'you_gaze': cues.second_person * gaze.get(r, 0.0),
             'speaking': 1.0 if r in speaking else 0.0,
         }

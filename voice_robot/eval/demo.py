@@ -57,5 +57,5 @@ def main_demo(args) -> int:
     png = plot_scenario(record, scored, out / f'{scenario.name}.png')
     doc = scoring.report([scored])
     (out / 'eval.json').write_text(json.dumps(doc, indent=1, default=str))
-    print(f'\ntimeline plot: {png}\nscores: {out / "eval.json"}\nnode logs: {out}/*.log')
+    print(f'\ntimeline plot: {png}\nscores: {out / "eval.json"}\nnode logs: {out}/*.log\nnode diagnostics (counters): {out / "diagnostics.json"}')
     return 0

@@ -8,6 +8,7 @@ prints a live transcript when asked, and the simulator's truth file is scored li
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -56,6 +57,12 @@ class Monitor:
                         lambda v: self.rec.on_voice(None, v, None))
         self._subscribe(vr.AddresseeEstimate, '/conversation/addressee', addressee_from_ros, self.on_addressee)
         self._subscribe(vr.FloorEvent, '/conversation/floor', floor_from_ros, lambda ev: None)
+        # Every node's latest /diagnostics (its counters: drops, suppressions, splits), kept for the
+        # run's directory: what went on inside the robots, after the fact.
+        from diagnostic_msgs.msg import DiagnosticArray
+        from voice_robot.nodes.shell import EVENT_QOS
+        self.diagnostics: dict[str, dict[str, str]] = {}
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self.on_diagnostics, EVENT_QOS)
 
     def _subscribe(self, msg_type, topic, convert, handler) -> None:
         from voice_robot.nodes.convert import BadMessage
@@ -79,6 +86,10 @@ class Monitor:
         now = self.node.get_clock().now().nanoseconds * 1e-9
         body = {k: v for k, v in asdict(msg).items() if k not in ('embedding', 'evidence')} if is_dataclass(msg) else {}
         self.trace.write(json.dumps({'t': round(now, 3), 'topic': topic, **body}, default=str) + '\n')
+
+    def on_diagnostics(self, msg) -> None:
+        for status in msg.status:
+            self.diagnostics[status.name] = {kv.key: kv.value for kv in status.values}
 
     def close(self) -> None:
         if self.trace is not None:
@@ -208,6 +219,7 @@ def run_scenario_ros(scenario: Scenario, system: SystemConfig | None = None, opt
         for f in logs.values():
             f.close()
         if monitor is not None:
+            (work / 'diagnostics.json').write_text(json.dumps(monitor.diagnostics, indent=1, sort_keys=True))
             monitor.close()
         rclpy.try_shutdown()
     truth = GroundTruth.read_json(truth_file)
