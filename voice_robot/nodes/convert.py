@@ -25,8 +25,10 @@ class BadMessage(ValueError):
 def to_time(t: float) -> Time:
     if not math.isfinite(t) or t < 0:
         t = 0.0
-    sec = int(t)
-    return Time(sec=sec, nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
+    # Round the whole time to nanoseconds first: rounding only the fraction turns 4.9999999999 into
+    # (4 s, 1e9 ns), and dropping the overflow would send it a whole second early.
+    sec, nanosec = divmod(int(round(t * 1e9)), 1_000_000_000)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 def from_time(t: Time) -> float:
