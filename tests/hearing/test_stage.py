@@ -505,16 +505,27 @@ def _trimmed(x):
     return x[loud[0]:loud[-1] + 1]
 
 
-def _one_bearing_turns(hearing_models, second_voice):
-    """Two sentences 0.3 s apart from one bearing (two people one behind the other, or one person)."""
+def _one_bearing_turns(hearing_models, second_voice, gap_s=0.3, peer_heard_the_change=False):
+    """Two sentences gap_s apart from one bearing (two people one behind the other, or one person).
+    With peer_heard_the_change, a peer robot, for which the two talkers are 40 degrees apart, heard
+    the first end and the second begin."""
     robot = scenes.make_robot(4, 0.035, (2.0, 2.5))
     first = _trimmed(tts('piper:joe', 'Do you know which floor the meeting is on today?'))
     second = _trimmed(tts(second_voice, 'I think it was the third floor, room twelve.'))
-    second_start = 1.0 + first.size / SR + 0.3
+    first_end = 1.0 + first.size / SR
+    second_start = first_end + gap_s
     scene = scenes.render(robot, [scenes.Talker(scenes.place(robot, -10, 1.2), first, 1.0, 'hal'),
                                   scenes.Talker(scenes.place(robot, -10, 2.4), second, second_start, 'ivy')],
                           (7.0, 5.0, 2.8), 0.4, 22, 'pink', seed=5, max_order=10)
-    stage = HearingStage(robot, [], HearingConfig(), models=hearing_models)
+    peers = [scenes.make_robot(6, 0.045, (5.0, 1.0), name='bruno', voice='espeak:en-us+m5')] \
+        if peer_heard_the_change else []
+    stage = HearingStage(robot, peers, HearingConfig(), models=hearing_models)
+    if peer_heard_the_change:
+        # The peer's hearing as it would publish it (only instants a second after them are used).
+        stage.on_peer_utterance('bruno', m.Utterance('bruno/1', 'bruno', 1.05, first_end + 0.02, azimuth=0.3,
+                                                     transcript='do you know which floor', is_final=True))
+        stage.on_peer_utterance('bruno', m.Utterance('bruno/2', 'bruno', first_end + 0.2, first_end + 0.6,
+                                                     azimuth=-0.4))
     messages, _ = run_stage_on_audio(stage, scene.mics, SR, charge_compute=False)
     return stage, finals(messages, robot.name), second_start
 
@@ -549,23 +560,8 @@ def test_one_voice_on_both_sides_of_a_pause_stays_one_utterance(hearing_models):
 
 
 def _one_bearing_no_pause(hearing_models, second_voice):
-    """Two sentences with no pause between them from one bearing; a peer robot, for which the two
-    talkers are 40 degrees apart, heard the first end and the second begin."""
-    robot = scenes.make_robot(4, 0.035, (2.0, 2.5))
-    peer = scenes.make_robot(6, 0.045, (5.0, 1.0), name='bruno', voice='espeak:en-us+m5')
-    first = _trimmed(tts('piper:joe', 'Do you know which floor the meeting is on today?'))
-    second = _trimmed(tts(second_voice, 'I think it was the third floor, room twelve.'))
-    first_end = 1.0 + first.size / SR
-    scene = scenes.render(robot, [scenes.Talker(scenes.place(robot, -10, 1.2), first, 1.0, 'hal'),
-                                  scenes.Talker(scenes.place(robot, -10, 2.4), second, first_end, 'ivy')],
-                          (7.0, 5.0, 2.8), 0.4, 22, 'pink', seed=5, max_order=10)
-    stage = HearingStage(robot, [peer], HearingConfig(), models=hearing_models)
-    # The peer's hearing as it would publish it (only instants a second after them are used).
-    stage.on_peer_utterance('bruno', m.Utterance('bruno/1', 'bruno', 1.05, first_end + 0.02, azimuth=0.3,
-                                                 transcript='do you know which floor', is_final=True))
-    stage.on_peer_utterance('bruno', m.Utterance('bruno/2', 'bruno', first_end + 0.2, first_end + 0.6, azimuth=-0.4))
-    messages, _ = run_stage_on_audio(stage, scene.mics, SR, charge_compute=False)
-    return stage, _from_the_talkers(finals(messages, robot.name)), first_end
+    stage, heard, first_end = _one_bearing_turns(hearing_models, second_voice, gap_s=0.0, peer_heard_the_change=True)
+    return stage, _from_the_talkers(heard), first_end
 
 
 def test_a_peer_that_hears_the_talker_change_lets_the_voices_split_an_utterance_with_no_pause(hearing_models):

@@ -314,7 +314,7 @@ class HearingStage(Stage):
                 return True
         return False
 
-    def _peer_turn_changes(self, seg: Segment, t: float) -> list[tuple[float, tuple]]:
+    def _peer_turn_changes(self, seg: Segment, t: float) -> list[float]:
         """Instants inside the open utterance where a peer heard one person stop and another, from
         elsewhere, start; with enough speech on both sides here to compare voices. Each is offered once."""
         found = []
@@ -329,7 +329,7 @@ class HearingStage(Stage):
                             or abs(math.degrees(wrap(nxt.azimuth - first.azimuth))) < PEER_TURN_DEG:
                         continue
                     seg.peer_changes_judged.add(key)
-                    found.append((first.end, key))
+                    found.append(first.end)
         return sorted(found)
 
     def on_peer_audio(self, peer: str, chunk: m.AudioChunk) -> None:
@@ -1018,7 +1018,7 @@ class HearingStage(Stage):
                 if seg is None:
                     return
         if self.peers and self._peer_utterances:
-            for instant, _ in self._peer_turn_changes(seg, t):
+            for instant in self._peer_turn_changes(seg, t):
                 if any(abs(instant - p[0]) < 0.5 for p in seg.voice_pauses):
                     continue      # a pause of our own there is judged on its own evidence
                 if self._voice_changed(stream, seg, (instant, instant)):
