@@ -10,6 +10,7 @@ from voice_robot import messages as m
 from voice_robot.bench.hearing import run_stage_on_audio
 from voice_robot.hearing import scenes
 from voice_robot.hearing.config import HearingConfig
+from voice_robot.hearing.segmenter import Segment
 from voice_robot.hearing.stage import HearingStage
 
 
@@ -198,6 +199,19 @@ def test_doubtful_words_over_its_own_voice_are_dropped_but_not_elsewhere(hearing
     assert stage._trust_words('Wait.', 0.6, talking)                 # a clear word over our voice
     assert stage._trust_words('You know?', 0.2, talking + 10.0)      # nobody's voice to garble it
     assert stage.stats['asr words doubted (over own voice)'] == 1
+
+
+def test_doubtful_words_that_open_like_a_cut_in_still_mark_the_utterance(hearing_models):
+    ada = scenes.make_robot(name='ada', position=(3.0, 2.5))
+    stage = HearingStage(ada, [], HearingConfig(), models=hearing_models)
+    story = tts('espeak:en+m3', 'Once upon a time a little boat sailed across the sea.')
+    stage.reference.push(1.0, story)
+    talking = 1.0 + 0.5 * story.size / SR
+    cut_in, hum = Segment('ada/1', 1, talking), Segment('ada/2', 2, talking)
+    assert not stage._trust_words('Sorry.', 0.2, talking, cut_in)     # unpublished, but it says "stop"
+    assert not stage._trust_words('Hey, hey, hey, Kenton.', 0.2, talking, hum)   # a hum garbled
+    assert cut_in.cut_in_heard and not hum.cut_in_heard
+    assert stage.stats['cut-ins heard in doubted words (over own voice)'] == 1
 
 
 def test_construction_refuses_what_the_models_cannot_take(hearing_models):

@@ -93,3 +93,12 @@ def test_a_name_alone_holds_the_turn_for_the_request_that_follows():
     # Without names nothing is a vocative; a name inside a request is not "only a name".
     assert tc.end_of_turn_probability('Luna.') > 0.5
     assert not tc.vocative_only(['luna', 'call', 'the', 'desk'], names)
+
+
+@pytest.mark.parametrize('text, cut_in', [
+    ('Sorry.', True), ('Wait, wait.', True), ('hold on a second', True), ('Excuse me, where is it?', True),
+    ('One moment, please.', True), ('Stop, that is enough.', True),
+    ('Hey, hey, hey, Kenton.', False), ('You got it?', False), ('So that is it.', False), ('Mm-hmm.', False),
+    ('Waiter!', False), ('', False)])
+def test_a_cut_in_opening_is_told_from_garbled_residue(text, cut_in):
+    assert tc.opens_as_cut_in(text) is cut_in

@@ -118,6 +118,7 @@ class Segment:
     early_done: bool = False
     early_count: int = 0                       # acoustic backchannel estimates made so far
     backchannel_early: float = 0.5
+    cut_in_heard: bool = False                 # doubted words over our voice that open like "sorry, ..."
     next_asr_at: float = 0.0
     asr_interval: float = 0.5
     transcript: str = ''

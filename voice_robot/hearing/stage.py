@@ -66,6 +66,7 @@ BARGE_IN_PROGRESS_S = 0.1    # partials at least this often while someone talks 
 BARGE_IN_ASR_INTERVAL_S = 0.2   # re-decode this often while someone talks over the robot without words yet
 EARLY_BACKCHANNEL_S = turn_cues.EARLY_WINDOWS_S     # acoustic backchannel estimates published at these ages
 MAX_PARTIAL_LAG_S = 0.3
+CUT_IN_BACKCHANNEL_P = 0.05   # a partial whose doubted words open like a cut-in ("sorry, ...")
 YOUNG_SEGMENT_S = 0.3          # an utterance this young may still move to the track that hears it
 # Two people close together take turns on one track (the tracker follows the sound across); a pause
 # followed by sound from clearly elsewhere is the next talker, even when the pause is too short to end
@@ -1064,7 +1065,7 @@ class HearingStage(Stage):
                 pad = cfg.vad.pad_ms / 1000.0
                 text, confidence = self._transcribe(stream.audio(seg.start - pad, t))
                 self.stats['asr barge-in decodes'] += 1
-                if self._trust_words(text, confidence, t):
+                if self._trust_words(text, confidence, t, seg):
                     seg.transcript = text
                 # Until the words say which, decode again soon: every 0.1 s the robot talks on costs.
                 seg.next_asr_at = t + BARGE_IN_ASR_INTERVAL_S
@@ -1099,15 +1100,23 @@ class HearingStage(Stage):
                 return
             self.stats['asr partial decodes'] += 1
             self.compute['asr'] += time.perf_counter() - t0
-            if self._trust_words(result.text, result.confidence, t):
+            cut_in = seg.cut_in_heard
+            if self._trust_words(result.text, result.confidence, t, seg):
                 seg.transcript, _ = self.name_matcher.correct(result.text)
                 self._publish_utterance(stream, seg, end=t, final=False)
+            elif seg.cut_in_heard and not cut_in:
+                self._publish_utterance(stream, seg, end=t, final=False)
 
-    def _trust_words(self, text: str, confidence: float, t: float) -> bool:
+    def _trust_words(self, text: str, confidence: float, t: float, seg: Segment | None = None) -> bool:
         if not text:
             return False
         if confidence < self.config.asr.over_own_voice_min_confidence and self._own_speaking(t):
             self.stats['asr words doubted (over own voice)'] += 1
+            if seg is not None and not seg.cut_in_heard and turn_cues.opens_as_cut_in(text):
+                # The words stay unpublished, but the opening tells a cut-in from a "mm-hmm" better than
+                # acoustics do: the partials say so through their backchannel probability.
+                seg.cut_in_heard = True
+                self.stats['cut-ins heard in doubted words (over own voice)'] += 1
             return False
         return True
 
@@ -1376,6 +1385,8 @@ class HearingStage(Stage):
             if seg.transcript else 0.0
         if seg.early_done:
             bc = turn_cues.backchannel_probability(seg.transcript, end - seg.start, early=seg.backchannel_early)
+            if seg.cut_in_heard and not seg.transcript:
+                bc = min(bc, CUT_IN_BACKCHANNEL_P)
         else:
             bc = 0.0
         self.publish('hearing/utterances', m.Utterance(

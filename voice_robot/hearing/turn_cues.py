@@ -246,6 +246,18 @@ def lexicon_score(text: str) -> tuple[float, float]:
     return min(1.0, covered / len(words)) if back else 0.0, min(1.0, inter / 2.0)
 
 
+# Words decoded over the robot's own voice are doubted (its residue garbles a "mm-hmm" into random
+# words), but an opening that only a cut-in has still says "stop". "Hey", "no" and questions are left
+# out: a hum over the robot's voice comes out as "hey, hey" or "you got it?" often enough.
+_CUT_IN_OPENING = re.compile(r"^\W*(sorry|wait|stop|excuse me|hold on|hang on|pardon|one moment|one sec(ond)?|"
+                             r"just a (moment|second|minute))\b", re.IGNORECASE)
+
+
+def opens_as_cut_in(text: str) -> bool:
+    """The transcript opens with a phrase that asks a speaker to stop ("sorry", "wait", "hold on")."""
+    return bool(_CUT_IN_OPENING.match(text))
+
+
 # --- the models ------------------------------------------------------------------------------------
 
 def _sigmoid(z: float) -> float:
