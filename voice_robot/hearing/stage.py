@@ -1155,7 +1155,9 @@ class HearingStage(Stage):
         seg.speculative_text, seg.speculative_confidence = self._transcribe(stream.audio(seg.start - pad, end + pad))
         self.stats['asr speculative decodes'] += 1
         seg.next_asr_at = max(seg.next_asr_at, end + seg.asr_interval)
-        if seg.speculative_text:
+        # Kept for the final either way (which judges the words again); a partial shows only words
+        # that would be trusted now, or residue garbled into words would decide a barge-in.
+        if self._trust_words(seg.speculative_text, seg.speculative_confidence, end, seg):
             seg.transcript = seg.speculative_text
             self._publish_utterance(stream, seg, end=end, final=False)
 
