@@ -189,24 +189,26 @@ def test_a_stretch_that_follows_its_own_played_voice_is_its_own_voice(hearing_mo
     assert not stage._own_voice(beam_hearing(story, 0.02), end + 1.0, end + 2.0)   # not speaking then
 
 
-def test_doubtful_words_over_its_own_voice_are_dropped_but_not_elsewhere(hearing_models):
+@pytest.fixture
+def ada_telling_a_story(hearing_models):
+    """Ada's hearing, and a moment halfway through the story she is playing."""
     ada = scenes.make_robot(name='ada', position=(3.0, 2.5))
     stage = HearingStage(ada, [], HearingConfig(), models=hearing_models)
     story = tts('espeak:en+m3', 'Once upon a time a little boat sailed across the sea.')
     stage.reference.push(1.0, story)
-    talking = 1.0 + 0.5 * story.size / SR
+    return stage, 1.0 + 0.5 * story.size / SR
+
+
+def test_doubtful_words_over_its_own_voice_are_dropped_but_not_elsewhere(ada_telling_a_story):
+    stage, talking = ada_telling_a_story
     assert not stage._trust_words('You know?', 0.2, talking)        # residue garbling a "mm-hmm"
     assert stage._trust_words('Wait.', 0.6, talking)                 # a clear word over our voice
     assert stage._trust_words('You know?', 0.2, talking + 10.0)      # nobody's voice to garble it
     assert stage.stats['asr words doubted (over own voice)'] == 1
 
 
-def test_doubtful_words_that_open_like_a_cut_in_still_mark_the_utterance(hearing_models):
-    ada = scenes.make_robot(name='ada', position=(3.0, 2.5))
-    stage = HearingStage(ada, [], HearingConfig(), models=hearing_models)
-    story = tts('espeak:en+m3', 'Once upon a time a little boat sailed across the sea.')
-    stage.reference.push(1.0, story)
-    talking = 1.0 + 0.5 * story.size / SR
+def test_doubtful_words_that_open_like_a_cut_in_still_mark_the_utterance(ada_telling_a_story):
+    stage, talking = ada_telling_a_story
     cut_in, hum = Segment('ada/1', 1, talking), Segment('ada/2', 2, talking)
     assert not stage._trust_words('Sorry.', 0.2, talking, cut_in)     # unpublished, but it says "stop"
     assert not stage._trust_words('Hey, hey, hey, Kenton.', 0.2, talking, hum)   # a hum garbled
