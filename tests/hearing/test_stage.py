@@ -516,6 +516,17 @@ def test_a_peer_reference_that_comes_too_late_leaves_the_audio_as_heard_and_is_c
     assert stage.stats['peer reference late'] == 1
 
 
+
+def test_its_own_voice_sent_after_the_microphone_audio_was_heard_is_counted(ada_telling_a_story):
+    stage, _ = ada_telling_a_story
+    hop = np.zeros((stage.hop, stage.channels), np.float32)
+    stage._process_hop(6.0, hop)
+    stage.on_speech_audio(m.AudioChunk(6.016, SR, np.zeros((320, 1), np.float32)))   # in time
+    assert stage.stats['own speech/audio later than its microphone audio'] == 0
+    stage.on_speech_audio(m.AudioChunk(5.996, SR, np.zeros((320, 1), np.float32)))   # 20 ms too late
+    assert stage.stats['own speech/audio later than its microphone audio'] == 1
+    assert stage.stats['own speech/audio later than its microphone audio (s)'] == 0.02
+
 def _trimmed(x):
     loud = np.flatnonzero(np.abs(x) > 0.01 * np.abs(x).max())
     return x[loud[0]:loud[-1] + 1]

@@ -66,6 +66,7 @@ BARGE_IN_PROGRESS_S = 0.1    # partials at least this often while someone talks 
 BARGE_IN_ASR_INTERVAL_S = 0.2   # re-decode this often while someone talks over the robot without words yet
 EARLY_BACKCHANNEL_S = turn_cues.EARLY_WINDOWS_S     # acoustic backchannel estimates published at these ages
 MAX_PARTIAL_LAG_S = 0.3
+LATE_REFERENCE_TOLERANCE_S = 0.001   # chunk and hop grids differ by rounding, not by lateness
 CUT_IN_BACKCHANNEL_P = 0.05   # a partial whose doubted words open like a cut-in ("sorry, ...")
 YOUNG_SEGMENT_S = 0.3          # an utterance this young may still move to the track that hears it
 # Two people close together take turns on one track (the tracker follows the sound across); a pause
@@ -232,6 +233,7 @@ class HearingStage(Stage):
         self.compute: Counter[str] = Counter()      # seconds of compute per part (diagnostics, bench)
         self.suppressed: list[tuple[str, float, float]] = []     # (robot, start, end) of robot segments
         self._latest_mic = -math.inf
+        self._heard_until = -math.inf       # end of the last microphone hop processed
         self._echo_dominated = False
         self._echo_history: deque = deque(maxlen=3)
         self._frame_levels: deque = deque(maxlen=self.block_hops * config.doa.context_blocks)
@@ -295,6 +297,12 @@ class HearingStage(Stage):
         x = self._speech_samples(chunk)
         if x is None:
             return
+        if chunk.stamp < self._heard_until - LATE_REFERENCE_TOLERANCE_S:
+            # Its microphone hops were already heard without it (the robot's voice was left in them).
+            self.stats['own speech/audio later than its microphone audio'] += 1
+            self.stats['own speech/audio later than its microphone audio (s)'] = round(
+                self.stats['own speech/audio later than its microphone audio (s)']
+                + min(x.size / self.sample_rate, self._heard_until - chunk.stamp), 3)
         self.reference.push(chunk.stamp, x)
         self._drain_pending(force=False)
 
@@ -417,6 +425,7 @@ class HearingStage(Stage):
 
     # --- per hop -----------------------------------------------------------------------------------
     def _process_hop(self, stamp: float, samples: np.ndarray) -> None:
+        self._heard_until = stamp + self.hop_s
         c = self.compute
         t0 = time.perf_counter()
         if self.config.echo.cancel_own and self.reference.last_end > stamp - 5.0:
