@@ -188,3 +188,30 @@ def test_a_fragment_heard_beside_a_turn_does_not_swallow_it():
     assert set(decided) == {'ada/3', 'ada/4'}
     assert decided['ada/3'] == 'ada'
     _ = stage
+
+
+def test_a_fragment_one_robot_decided_alone_does_not_swallow_the_turn_another_robot_heard():
+    """Ada heard only the first words of a group request (a fragment, decided alone as nobody's); Bruno's
+    estimate of the whole request comes after that decision. It is no late copy of the fragment: it
+    joins Ada's own estimate of the whole request, and the request goes to the robots."""
+    bus = InProcessBus(charge_compute=False)
+    stage = bus.add(AddresseeStage(ADA, ROBOTS, AddresseeConfig(fuse_window_s=0.1), TurnConfig()), ADA.ns)
+    fused = []
+    bus.tap('/conversation/addressee', lambda topic, est, t: fused.append(est) if est.fused else None)
+    fragment = m.Utterance('ada/3', 'ada', 8.69, 9.02, azimuth=2.5, is_final=True, transcript='Good one.',
+                           end_of_turn_probability=0.9)
+    bus.publish('/ada/hearing/utterances', fragment, at=9.5)
+    bus.run_until(10.9)
+    group = m.AddresseeEstimate(
+        'bruno/3', 'bruno', ['ada', 'bruno', GROUP, OTHERS], [0.02, 0.02, 0.83, 0.13], GROUP, 8.62, 10.35,
+        'v1', 'Could one of you recommend a good book?', [m.CueEvidence('group words', GROUP, 1.0, 2.0)],
+        fused=False, stamp=10.98)
+    bus.publish('/conversation/addressee', group, at=10.98)
+    request = m.Utterance('ada/2', 'ada', 8.62, 10.38, voice_id='v1', azimuth=0.56, is_final=True,
+                          transcript='Could you recommend a good book?', end_of_turn_probability=0.95)
+    bus.publish('/ada/hearing/utterances', request, at=11.0)
+    bus.run_until(12.0)
+    decided = {e.utterance_id: e for e in fused}
+    assert set(decided) == {'ada/3', 'ada/2'}
+    assert {ev.cue.split(':')[0] for ev in decided['ada/2'].evidence} == {'ada', 'bruno'}
+    assert decided['ada/2'].decision == GROUP

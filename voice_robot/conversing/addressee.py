@@ -255,11 +255,23 @@ def fuse(estimates: list[m.AddresseeEstimate], robot: str, min_probability: floa
         transcript=ref.transcript, evidence=evidence, fused=True, stamp=now)
 
 
+def _overlap_s(a: m.AddresseeEstimate, b: m.AddresseeEstimate) -> float:
+    return max(0.0, min(a.utterance_end, b.utterance_end) - max(a.utterance_start, b.utterance_start))
+
+
+def _length_s(e: m.AddresseeEstimate) -> float:
+    return max(e.utterance_end - e.utterance_start, 0.05)
+
+
 def same_turn(a: m.AddresseeEstimate, b: m.AddresseeEstimate) -> bool:
     """Two robots' estimates describe the same human turn when their spans overlap most of the shorter."""
-    ov = max(0.0, min(a.utterance_end, b.utterance_end) - max(a.utterance_start, b.utterance_start))
-    shorter = max(min(a.utterance_end - a.utterance_start, b.utterance_end - b.utterance_start), 0.05)
-    return ov >= 0.5 * shorter
+    return _overlap_s(a, b) >= 0.5 * min(_length_s(a), _length_s(b))
+
+
+def _decided_already(decided: m.AddresseeEstimate, est: m.AddresseeEstimate) -> bool:
+    """A late estimate adds nothing to a decision on mostly its own span. One that is mostly beyond it
+    (the decision was on a fragment another robot heard at the start of this turn) still needs its own."""
+    return same_turn(decided, est) and _overlap_s(decided, est) >= 0.5 * _length_s(est)
 
 
 def _another_utterance(estimates: list[m.AddresseeEstimate], est: m.AddresseeEstimate) -> bool:
@@ -356,7 +368,7 @@ class AddresseeStage(Stage):
             if any(same_turn(e, est) for e in p.estimates) and not _another_utterance(p.estimates, est):
                 p.estimates = [e for e in p.estimates if e.robot != est.robot] + [est]
                 return
-        if any(same_turn(f, est) and not _another_utterance(members, est) for f, members in self.fused[-20:]):
+        if any(_decided_already(f, est) and not _another_utterance(members, est) for f, members in self.fused[-20:]):
             self.stats['late peer estimates'] += 1   # the window closed; decision already taken
             return
         self.pending.append(_Pending(self.now(), [est]))
