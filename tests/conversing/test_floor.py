@@ -348,6 +348,33 @@ def test_a_turn_for_nobody_gives_way_to_another_utterance_in_the_same_span():
     assert grants(events) == ['ada']
 
 
+
+def test_the_whole_request_decides_over_a_fragment_of_its_first_word():
+    """Replayed from a `make demo` run: bruno heard theo's first word as a fragment from maya's bearing,
+    with her voice ("Something.", decided alone: for ada, maya's partner). Both robots heard the whole
+    follow-up ("Something short, please.") a second later, for bruno. Only bruno may answer."""
+    bus, _, _, events, _ = setup()
+
+    def heard(robot, uid, start, end, text, final, at):
+        bus.publish(f'/{robot}/hearing/utterances', m.Utterance(uid, robot, start, end, transcript=text,
+                                                                is_final=final), at=at)
+
+    def decided(uid, start, end, probs, at):
+        for r in ROBOTS:
+            bus.publish('/conversation/addressee', m.AddresseeEstimate(
+                uid, r.name, CANDS, probs, CANDS[probs.index(max(probs))], start, end, fused=True), at=at)
+
+    for robot, uid in (('ada', 'ada/7'), ('bruno', 'bruno/4')):
+        for at in (18.2, 18.7, 19.3):
+            heard(robot, uid, 17.65, at - 0.1, 'Something short', False, at)
+    heard('bruno', 'bruno/5', 17.71, 18.05, 'Something.', True, 18.52)
+    decided('bruno/5', 17.71, 18.05, [0.79, 0.02, 0.0, 0.18], 18.76)
+    heard('ada', 'ada/7', 17.65, 18.96, 'Something short, please.', True, 19.60)
+    heard('bruno', 'bruno/4', 17.65, 18.96, 'Something short, please.', True, 19.68)
+    decided('ada/7', 17.65, 18.96, [0.06, 0.84, 0.01, 0.09], 19.72)
+    bus.run_until(21.0)
+    assert grants(events) == ['bruno']
+
 def test_a_robot_that_finds_itself_talking_over_an_earlier_peer_stops():
     """Whatever the protocol believes (here: no floor messages at all), of two robots speaking at once
     the later starter stops within one state message, and the earlier one talks on."""

@@ -46,6 +46,7 @@ OPEN_SPEECH_STALE_S = 1.0   # a partial not updated for this long is no longer s
 LISTENER_RESPONSE_MAX_WORDS = 3   # "same thing", "I love him": what our residue makes of an "mm-hmm"
 THANKS = re.compile(r"^(thanks|thank you)\b")   # mid-explanation, thanks usually means "that will do"
 PEER_STATE_STALE_S = 1.0    # a peer's "speaking" not refreshed for this long is over (it publishes ~8/s)
+DECISION_WAIT_S = 1.0    # a final of ours still being decided holds the grant of its span this long at most
 IDLE_RELEASE_S = 10.0    # longer than the dialogue's LLM timeout: a slow reply after a filler keeps the floor
 
 
@@ -78,6 +79,16 @@ class Interruption:
     decided: bool = False
     stopped: bool = False
     speech: m.SpeechState | None = None
+
+
+def _mostly_within(start: float, end: float, other_start: float, other_end: float) -> bool:
+    """Half or more of [start, end] lies within [other_start, other_end]."""
+    overlap = min(end, other_end) - max(start, other_start)
+    return overlap >= 0.5 * max(end - start, 0.05)
+
+
+def _longer(a: m.AddresseeEstimate, b: m.AddresseeEstimate) -> bool:
+    return a.utterance_end - a.utterance_start > b.utterance_end - b.utterance_start
 
 
 def group_share(me: RobotSpec, robots: list[RobotSpec], est: m.AddresseeEstimate, busy: bool,
@@ -117,6 +128,10 @@ class FloorStage(Stage):
         self.open_speech: dict[str, float] = {}
         self.peer_speech: dict[str, tuple[m.SpeechState, float]] = {}   # name -> (latest state, when seen)
         self._stopped_over_peer = ''     # our act already stopped for a peer's (its state lags the CANCEL)
+        # Our hearing's finals with words that no fused decision covers yet: (start, end, when heard).
+        # Two utterances heard over one span (a fragment of its first word, and the whole request) are
+        # decided one by one; the span's turn is not granted until both are.
+        self.undecided: list[tuple[float, float, float]] = []
 
     def inputs(self):
         handlers = {
@@ -179,12 +194,18 @@ class FloorStage(Stage):
             self._send(FloorKind.CLAIM, c, score)
             c.claims[self.robot] = score
             return
+        self.undecided = [x for x in self.undecided if not _mostly_within(x[0], x[1], est.utterance_start,
+                                                                         est.utterance_end)]
         c = self._contest_for(est.utterance_start, est.utterance_end)
-        if c.owner == '' and not c.absorbed and c.decision is not None \
-                and c.decision.utterance_id != est.utterance_id and est.decision != OTHERS:
-            # Another utterance heard in the same span (a fragment beside a real turn) was for nobody;
-            # this one is for someone: it decides.
+        previous = c.decision
+        if previous is not None and c.owner is not None and not c.absorbed and not c.granted \
+                and previous.utterance_id != est.utterance_id and est.decision != previous.decision \
+                and ((c.owner == '' and est.decision != OTHERS) or _longer(est, previous)):
+            # Another utterance heard in the same span decides: one for someone over one for nobody (a
+            # fragment beside a real turn), and the longer-heard version over a fragment of its start.
             self.stats['turns decided again (another utterance, same span)'] += 1
+            if c in self.queue:
+                self.queue.remove(c)
             c.owner = None
         c.decision = est
         c.claim_ids.setdefault(self.robot, est.utterance_id)
@@ -276,6 +297,12 @@ class FloorStage(Stage):
             return
         if self.interruption is not None and not self.interruption.decided:
             return
+        self.undecided = [x for x in self.undecided if now - x[2] < DECISION_WAIT_S]
+        head = self.queue[0]
+        if any(_mostly_within(start, end, head.start, head.end) or _mostly_within(head.start, head.end, start, end)
+               for start, end, _ in self.undecided):
+            self.stats['grant held: another utterance of the turn is being decided'] += 1
+            return
         c = self.queue.pop(0)
         if now - c.end > 5.0:
             self.stats['turns abandoned (floor busy too long)'] += 1
@@ -359,6 +386,8 @@ class FloorStage(Stage):
         now = self.now()
         if u.is_final:
             self.open_speech.pop(u.utterance_id, None)
+            if u.transcript.strip() and not withdrawn(u):
+                self.undecided = (self.undecided + [(u.start, u.end, now)])[-16:]
         else:
             self.open_speech[u.utterance_id] = now
             if len(self.open_speech) > 16:
