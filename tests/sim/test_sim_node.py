@@ -79,6 +79,8 @@ def test_simulator_node_closes_the_loop_over_ros(tmp_path):
     assert truth['utterances'][0]['id'] == 'u1' and truth['duration'] == 4.0
     # what the system saw: contiguous 4-channel frames, the clock, faces
     assert len(frames) > 150 and all(f.samples.shape == (320, 4) for f in frames)
+    # the scenario started only once our microphone subscription was matched: no frame was lost before it
+    assert frames[0].stamp == 0.0 and 'node: robots without a microphone listener at the start' not in truth['stats']
     stamps = np.array([f.stamp for f in frames])
     assert np.all(np.diff(stamps) > 0)
     assert clock == sorted(clock) and clock[-1] == pytest.approx(4.0, abs=0.03)

@@ -9,7 +9,9 @@ record (``voice_robot/truth@1`` JSON, parameter ``truth_out``) and exits.
 Parameters: ``scenario`` (path; also accepted as the first non-ROS argument), ``rate`` (simulated
 seconds per wall second, > 0: the system's nodes run in real time, so "as fast as possible" is not
 offered), ``truth_out``, ``frame_ms`` (20), ``start_delay_s`` (wall seconds with the clock at 0
-before the scenario starts, for the other nodes to connect).
+before the scenario starts, for the other nodes to connect), ``wait_for_listeners_s`` (5: before
+that delay, wait up to this long until every robot's microphone stream has a subscriber; on a busy
+machine a new process is discovered late, and audio published before that is lost).
 
 Only this module knows about ROS; the simulation itself is ``voice_robot.sim.world.Simulator``.
 """
@@ -49,6 +51,7 @@ class SimulatorNode(Node):
         self.declare_parameter('truth_out', '', dyn)
         self.declare_parameter('frame_ms', 20.0, dyn)
         self.declare_parameter('start_delay_s', 1.0, dyn)
+        self.declare_parameter('wait_for_listeners_s', 5.0, dyn)
         self.rate = float(self.get_parameter('rate').value)
         if not math.isfinite(self.rate) or self.rate <= 0:
             raise ValueError(f'rate must be > 0 (simulated seconds per wall second), got {self.rate}; '
@@ -58,6 +61,7 @@ class SimulatorNode(Node):
             raise ValueError("parameter 'scenario' (a scenario YAML file) is required")
         frame_ms = float(self.get_parameter('frame_ms').value)
         self.start_delay_s = max(0.0, float(self.get_parameter('start_delay_s').value))
+        self.wait_for_listeners_s = max(0.0, float(self.get_parameter('wait_for_listeners_s').value))
         self.truth_out = str(self.get_parameter('truth_out').value or '')
 
         from voice_robot.sim.world import Simulator
@@ -116,6 +120,7 @@ class SimulatorNode(Node):
     def _run(self) -> None:
         try:
             self._publish_clock(0.0)
+            self._wait_for_listeners()
             time.sleep(self.start_delay_s)
             wall0 = time.perf_counter()
             while not self.sim.done and rclpy.ok():
@@ -139,6 +144,18 @@ class SimulatorNode(Node):
             self.get_logger().error(f'simulation failed: {self.error}')
         finally:
             self.finished.set()
+
+    def _wait_for_listeners(self) -> None:
+        deadline = time.monotonic() + self.wait_for_listeners_s
+        while True:
+            deaf = [name for name, pub in self._audio_pubs.items() if pub.get_subscription_count() == 0]
+            if not deaf or time.monotonic() >= deadline or not rclpy.ok():
+                break
+            time.sleep(0.05)
+        if deaf:
+            self.stats['robots without a microphone listener at the start'] += len(deaf)
+            self.get_logger().warning(f'starting although nobody listens to the microphones of {", ".join(deaf)} '
+                                      f'after {self.wait_for_listeners_s:g} s')
 
     def _apply_inbox(self) -> None:
         while True:
