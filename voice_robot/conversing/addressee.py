@@ -255,23 +255,21 @@ def fuse(estimates: list[m.AddresseeEstimate], robot: str, min_probability: floa
         transcript=ref.transcript, evidence=evidence, fused=True, stamp=now)
 
 
-def _overlap_s(a: m.AddresseeEstimate, b: m.AddresseeEstimate) -> float:
-    return max(0.0, min(a.utterance_end, b.utterance_end) - max(a.utterance_start, b.utterance_start))
-
-
-def _length_s(e: m.AddresseeEstimate) -> float:
-    return max(e.utterance_end - e.utterance_start, 0.05)
+def mostly_within(start: float, end: float, other_start: float, other_end: float) -> bool:
+    """Half or more of [start, end] lies within [other_start, other_end]."""
+    return min(end, other_end) - max(start, other_start) >= 0.5 * max(end - start, 0.05)
 
 
 def same_turn(a: m.AddresseeEstimate, b: m.AddresseeEstimate) -> bool:
     """Two robots' estimates describe the same human turn when their spans overlap most of the shorter."""
-    return _overlap_s(a, b) >= 0.5 * min(_length_s(a), _length_s(b))
+    shorter, longer = sorted((a, b), key=lambda e: e.utterance_end - e.utterance_start)
+    return mostly_within(shorter.utterance_start, shorter.utterance_end, longer.utterance_start, longer.utterance_end)
 
 
 def _decided_already(decided: m.AddresseeEstimate, est: m.AddresseeEstimate) -> bool:
     """A late estimate adds nothing to a decision on mostly its own span. One that is mostly beyond it
     (the decision was on a fragment another robot heard at the start of this turn) still needs its own."""
-    return same_turn(decided, est) and _overlap_s(decided, est) >= 0.5 * _length_s(est)
+    return mostly_within(est.utterance_start, est.utterance_end, decided.utterance_start, decided.utterance_end)
 
 
 def _another_utterance(estimates: list[m.AddresseeEstimate], est: m.AddresseeEstimate) -> bool:

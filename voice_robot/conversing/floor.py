@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from voice_robot import messages as m
 from voice_robot.config.robots import RobotSpec
-from voice_robot.conversing.addressee import GROUP, OTHERS, same_turn
+from voice_robot.conversing.addressee import GROUP, OTHERS, mostly_within, same_turn
 from voice_robot.conversing.config import BargeInConfig, FloorConfig
 from voice_robot.conversing.cues import text_cues
 from voice_robot.conversing.turn import withdrawn
@@ -79,12 +79,6 @@ class Interruption:
     decided: bool = False
     stopped: bool = False
     speech: m.SpeechState | None = None
-
-
-def _mostly_within(start: float, end: float, other_start: float, other_end: float) -> bool:
-    """Half or more of [start, end] lies within [other_start, other_end]."""
-    overlap = min(end, other_end) - max(start, other_start)
-    return overlap >= 0.5 * max(end - start, 0.05)
 
 
 def _longer(a: m.AddresseeEstimate, b: m.AddresseeEstimate) -> bool:
@@ -194,7 +188,7 @@ class FloorStage(Stage):
             self._send(FloorKind.CLAIM, c, score)
             c.claims[self.robot] = score
             return
-        self.undecided = [x for x in self.undecided if not _mostly_within(x[0], x[1], est.utterance_start,
+        self.undecided = [x for x in self.undecided if not mostly_within(x[0], x[1], est.utterance_start,
                                                                          est.utterance_end)]
         c = self._contest_for(est.utterance_start, est.utterance_end)
         previous = c.decision
@@ -299,7 +293,7 @@ class FloorStage(Stage):
             return
         self.undecided = [x for x in self.undecided if now - x[2] < DECISION_WAIT_S]
         head = self.queue[0]
-        if any(_mostly_within(start, end, head.start, head.end) or _mostly_within(head.start, head.end, start, end)
+        if any(mostly_within(start, end, head.start, head.end) or mostly_within(head.start, head.end, start, end)
                for start, end, _ in self.undecided):
             self.stats['grant held: another utterance of the turn is being decided'] += 1
             return
