@@ -607,3 +607,15 @@ def test_a_peer_turn_change_does_not_split_one_voice(hearing_models):
     assert len(heard) == 1, [(u.start, u.end, u.transcript) for u in heard]
     assert stage.voice_change_log and all(
         similarity >= stage.config.diarization.voice_change_threshold for *_, similarity in stage.voice_change_log)
+
+
+def test_words_over_the_robot_are_decoded_with_the_first_acoustic_estimate(barge_in_heard):
+    """Whether the robot stops hangs on "sorry" versus "mm-hmm": the words are decoded as soon as the
+    first acoustic estimate is due (about 0.18 s in), not only after the second."""
+    scene, stage, messages, t_person = barge_in_heard
+    with_words = [msg for msg in utterances(messages) if not msg.is_final and msg.transcript]
+    assert with_words, [(u.end - u.start, u.transcript) for u in utterances(messages)]
+    first = with_words[0]
+    assert first.end - first.start < 0.25, (first.end - first.start, first.transcript)
+    assert 'sorry' in words(first.transcript)
+    assert stage.stats['asr barge-in decodes'] >= 1

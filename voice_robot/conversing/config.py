@@ -25,7 +25,7 @@ class BargeInConfig(Section):
     decide_after_s: float = Field(0.18, gt=0)     # speech heard before the stop/keep decision
     give_up_after_s: float = Field(0.6, gt=0)     # undecided speech this long stops the robot
     # Acoustics alone (hearing's early backchannel probability) stop the robot only when this sure: over
-    # the robot's own voice the first 0.2-0.3 s tell "mm-hmm" from "wait" poorly, so words (at ~0.3 s)
+    # the robot's own voice the first 0.2-0.3 s tell "mm-hmm" from "wait" poorly, so words (decoded from ~0.18 s)
     # and speech that goes on past give_up_after_s decide most barge-ins.
     stop_threshold: float = Field(0.8, ge=0, le=1)
     early_stop_threshold: float = Field(0.9, ge=0, le=1)   # on the first ~0.1 s after decide_after_s

@@ -1066,11 +1066,12 @@ class HearingStage(Stage):
             # A barge-in decision cannot wait for words: publish acoustic backchannel estimates on the
             # first audio, then again on a little more.
             self._estimate_backchannel_early(stream, seg)
-            if seg.early_count == len(EARLY_BACKCHANNEL_S) and cfg.asr.barge_in_words and cfg.asr.backend != 'none' \
+            if not seg.transcript and cfg.asr.barge_in_words and cfg.asr.backend != 'none' \
                     and self._own_speaking(seg.start) and self.now() - t <= MAX_PARTIAL_LAG_S:
                 # Someone talks over this robot: whether to stop hangs on "sorry" / "wait" versus
-                # "mm-hmm" / "yeah", which the first word tells far better than acoustics. One early
-                # decode per barge-in (rare), before the regular partials.
+                # "mm-hmm" / "yeah", which the first word tells far better than acoustics. Decode with
+                # each acoustic estimate until words are trusted (0.18 s often holds "sorry" already;
+                # barge-ins are rare, so the extra decode costs little), before the regular partials.
                 pad = cfg.vad.pad_ms / 1000.0
                 text, confidence = self._transcribe(stream.audio(seg.start - pad, t))
                 self.stats['asr barge-in decodes'] += 1
