@@ -125,7 +125,7 @@ class AsrConfig(Section):
     # if the silence goes on to end the segment, the final reuses it (0 = off). Keeps finals fast
     # with a longer vad.min_silence_ms; must be at least vad.pad_ms (the final's audio pad).
     speculative_after_ms: float = Field(160.0, ge=0)
-    barge_in_words: bool = True        # decode the first 0.3 s of speech over this robot's own voice
+    barge_in_words: bool = True        # decode speech over this robot's own voice at 0.18 s and 0.3 s
     # Words heard over the robot's own voice with less confidence than this are its residue garbling a
     # "mm-hmm" ("you know?", "love you"), not what the person said: partials keep their earlier text.
     over_own_voice_min_confidence: float = Field(0.3, ge=0, le=1)
