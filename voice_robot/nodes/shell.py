@@ -255,7 +255,10 @@ def spin_nodes(nodes: list) -> None:
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         except BaseException as exc:     # re-raised below, in the caller's thread, once all is shut down
-            failures.append(exc)
+            if executor.context.ok():
+                failures.append(exc)
+            # else: Ctrl-C shut the context down between two waits, and rclpy reports that as an
+            # RCLError ("the given context is not valid") instead of ExternalShutdownException.
         finally:
             stop.set()          # one node's executor ending (shutdown or crash) stops them all
 
