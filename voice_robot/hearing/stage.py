@@ -1059,10 +1059,6 @@ class HearingStage(Stage):
     def _segment_update(self, stream: TalkerStream, seg: Segment, t: float) -> None:
         cfg = self.config
         if seg.early_count < len(EARLY_BACKCHANNEL_S) and t - seg.start >= EARLY_BACKCHANNEL_S[seg.early_count]:
-            if self._own_voice(stream, seg.start, t):
-                # Our own voice after all: take it back before floor control stops us for it.
-                self.stats['robot speech suppressed early (follows own audio)'] += 1
-                return self._withdraw_as_robot(stream, seg, t, self.robot)
             # A barge-in decision cannot wait for words: publish acoustic backchannel estimates on the
             # first audio, then again on a little more.
             self._estimate_backchannel_early(stream, seg)
