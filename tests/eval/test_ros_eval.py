@@ -26,3 +26,16 @@ def test_named_question_is_answered_over_ros(tmp_path):
     # Each node's counters, as its last /diagnostics said them.
     diagnostics = json.loads((tmp_path / 'diagnostics.json').read_text())
     assert int(diagnostics['/ada/hearing']['utterances final']) >= 1
+    float(diagnostics['/ada/hearing']['audio lag max s'])      # how far hearing ran behind its microphones
+
+
+def test_robots_simulated_on_one_host_share_its_cores(monkeypatch):
+    from voice_robot.config.deployment import deployment_for_scenario
+    from voice_robot.eval import ros_runner
+    demo = Path(__file__).resolve().parents[2] / 'sim' / 'scenarios' / 'demo_table.yaml'
+    monkeypatch.setattr(ros_runner.os, 'cpu_count', lambda: 2)
+    two_robots = ros_runner.share_host_cores(deployment_for_scenario(load_scenario(demo)))
+    assert len(two_robots.robots) == 2 and two_robots.hearing.asr.cpu_threads == 1
+    monkeypatch.setattr(ros_runner.os, 'cpu_count', lambda: 16)
+    roomy = ros_runner.share_host_cores(deployment_for_scenario(load_scenario(demo)))
+    assert roomy.hearing.asr.cpu_threads == 2          # the configured threads: never more

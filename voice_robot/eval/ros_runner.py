@@ -145,6 +145,16 @@ def _wait_ready(node, robots, spin, timeout: float) -> bool:
     return False
 
 
+def share_host_cores(deployment):
+    """Every robot's processes run on this one host here (on robots, each has its own computer): two
+    recognizers decoding the same question at once on two threads each oversubscribe a 2-core host, and
+    both finals come later than on one thread each."""
+    share = max(1, (os.cpu_count() or 1) // max(1, len(deployment.robots)))
+    if deployment.hearing.asr.cpu_threads > share:
+        deployment.hearing.asr.cpu_threads = share
+    return deployment
+
+
 def run_scenario_ros(scenario: Scenario, system: SystemConfig | None = None, options: RunOptions | None = None,
                      live: bool = False, rate: float = 1.0, workdir: str | Path | None = None) -> ScenarioRecord:
     import rclpy
@@ -156,7 +166,7 @@ def run_scenario_ros(scenario: Scenario, system: SystemConfig | None = None, opt
         raise ValueError('run_scenario_ros needs a scenario loaded from a file')
     work = Path(workdir or tempfile.mkdtemp(prefix='voice_robot_ros_eval_'))
     work.mkdir(parents=True, exist_ok=True)
-    deployment = deployment_for_scenario(scenario, system)
+    deployment = share_host_cores(deployment_for_scenario(scenario, system))
     deploy_file = work / 'deployment.yaml'
     deploy_file.write_text(yaml.safe_dump(deployment.model_dump(mode='json', exclude_none=True), sort_keys=False))
     truth_file = work / 'truth.json'

@@ -233,6 +233,7 @@ class HearingStage(Stage):
         self.compute: Counter[str] = Counter()      # seconds of compute per part (diagnostics, bench)
         self.suppressed: list[tuple[str, float, float]] = []     # (robot, start, end) of robot segments
         self._latest_mic = -math.inf
+        self._audio_lag_max = 0.0
         self._heard_until = -math.inf       # end of the last microphone hop processed
         self._echo_dominated = False
         self._echo_history: deque = deque(maxlen=3)
@@ -264,6 +265,7 @@ class HearingStage(Stage):
         for k, v in sorted(self.compute.items()):
             out[f'compute s: {k}'] = f'{v:.3f}'
         out['tracks'] = str(len(self.tracker.tracks))
+        out['audio lag max s'] = f'{self._audio_lag_max:.2f}'
         out['voices'] = str(len(self.registry.active()))
         out['echo erle db'] = f'{self.echo.erle_db:.1f}'
         for name, peer in self.peer_echo.items():
@@ -387,6 +389,8 @@ class HearingStage(Stage):
         if self._assembler.gap_filled_s:
             self.stats['gap s filled'] = round(self._assembler.gap_filled_s, 3)
         self._latest_mic = max(self._latest_mic, chunk.end)
+        # How far behind the microphone hearing runs (a loaded CPU): what late partials and answers trace to.
+        self._audio_lag_max = max(self._audio_lag_max, self.now() - float(chunk.end))
         for hop in hops:
             if len(self._pending_hops) >= self.config.max_queue_frames * 4:
                 self._pending_hops.popleft()

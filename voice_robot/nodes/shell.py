@@ -34,8 +34,18 @@ SENSOR_TOPICS = ('audio/raw', 'faces/observations')
 # Stage outputs that also feed the REP-155 humans/* topics (voice_robot/nodes/rep155.py).
 REP155_SOURCES = {'hearing/utterances', 'faces/observations', 'faces/attention', '/persons'}
 SENSOR_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=50, reliability=QoSReliabilityPolicy.BEST_EFFORT)
+# Microphone audio is a stream too, but a lost chunk is lost words (and a gap over max_gap_s restarts
+# hearing's stream, cutting the open utterance): while a decode holds hearing's executor on a loaded
+# CPU, the reader keeps 5 s of 20 ms chunks (about 0.7 MB at 4 channels), and hearing catches up.
+AUDIO_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=250, reliability=QoSReliabilityPolicy.RELIABLE)
 EVENT_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=100, reliability=QoSReliabilityPolicy.RELIABLE,
                        durability=QoSDurabilityPolicy.VOLATILE)
+
+
+def qos_for(topic: str) -> QoSProfile:
+    if topic == 'audio/raw':
+        return AUDIO_QOS
+    return SENSOR_QOS if topic in SENSOR_TOPICS else EVENT_QOS
 
 
 def default_deployment_file() -> str:
@@ -130,12 +140,12 @@ class StageNode(LifecycleNode):
         for topic in stage.outputs:
             typ = topic_type(topic)
             ros_type = CONVERTERS[typ][0]
-            qos = SENSOR_QOS if topic in SENSOR_TOPICS else EVENT_QOS
+            qos = qos_for(topic)
             self._pubs[topic] = self.create_publisher(ros_type, resolve(topic, ns), qos)
         for topic, handler in stage.inputs().items():
             typ = topic_type(topic)
             ros_type, _, from_ros = CONVERTERS[typ]
-            qos = SENSOR_QOS if topic in SENSOR_TOPICS else EVENT_QOS
+            qos = qos_for(topic)
             self._subs.append(self.create_subscription(
                 ros_type, resolve(topic, ns), self._make_callback(topic, handler, from_ros), qos,
                 callback_group=self._group))

@@ -35,7 +35,7 @@ from rosgraph_msgs.msg import Clock
 import voice_robot_interfaces.msg as vr
 from voice_robot.nodes.convert import (BadMessage, audio_from_ros, audio_to_ros, faces_to_ros, speech_state_from_ros,
                                        to_time)
-from voice_robot.nodes.shell import EVENT_QOS, SENSOR_QOS
+from voice_robot.nodes.shell import AUDIO_QOS, EVENT_QOS, SENSOR_QOS
 from voice_robot.pipeline import resolve
 
 CLOCK_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
@@ -75,7 +75,7 @@ class SimulatorNode(Node):
         self._audio_pubs, self._face_pubs = {}, {}
         for robot in self.sim.scenario.robots:
             ns = robot.ns
-            self._audio_pubs[robot.name] = self.create_publisher(vr.AudioFrame, resolve('audio/raw', ns), SENSOR_QOS)
+            self._audio_pubs[robot.name] = self.create_publisher(vr.AudioFrame, resolve('audio/raw', ns), AUDIO_QOS)
             self._face_pubs[robot.name] = self.create_publisher(vr.FaceObservationArray,
                                                                 resolve('faces/observations', ns), SENSOR_QOS)
             self.create_subscription(vr.AudioFrame, resolve('speech/audio', ns),
