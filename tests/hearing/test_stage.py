@@ -532,6 +532,11 @@ def _trimmed(x):
     return x[loud[0]:loud[-1] + 1]
 
 
+# Whisper's int8 kernels differ by CPU (MKL on Intel, DNNL on AMD): "third floor" may come out "first
+# law". Which side of the split the second sentence's words land on is what these tests check.
+SECOND_TALKER_WORDS = {'think', 'third', 'floor', 'room', 'twelve'}
+
+
 def _one_bearing_turns(hearing_models, second_voice, gap_s=0.3, peer_heard_the_change=False):
     """Two sentences gap_s apart from one bearing (two people one behind the other, or one person).
     With peer_heard_the_change, a peer robot, for which the two talkers are 40 degrees apart, heard
@@ -543,7 +548,8 @@ def _one_bearing_turns(hearing_models, second_voice, gap_s=0.3, peer_heard_the_c
     second_start = first_end + gap_s
     scene = scenes.render(robot, [scenes.Talker(scenes.place(robot, -10, 1.2), first, 1.0, 'hal'),
                                   scenes.Talker(scenes.place(robot, -10, 2.4), second, second_start, 'ivy')],
-                          (7.0, 5.0, 2.8), 0.4, 22, 'pink', seed=5, max_order=10)
+                          (7.0, 5.0, 2.8), 0.4, 22, 'pink', seed=5, max_order=10,
+                          duration_s=second_start + second.size / SR + 1.5)   # room for the final's silence
     peers = [scenes.make_robot(6, 0.045, (5.0, 1.0), name='bruno', voice='espeak:en-us+m5')] \
         if peer_heard_the_change else []
     stage = HearingStage(robot, peers, HearingConfig(), models=hearing_models)
@@ -571,7 +577,7 @@ def test_the_next_talker_on_the_same_bearing_after_a_short_pause_is_told_by_voic
     assert len(heard) == 2, [(u.start, u.end, u.transcript) for u in heard]
     hal, ivy = heard
     assert hal.end <= second_start + 0.05 and abs(ivy.start - second_start) < 0.25
-    assert 'meeting' in words(hal.transcript) and 'third' in words(ivy.transcript)
+    assert 'meeting' in words(hal.transcript) and words(ivy.transcript) & SECOND_TALKER_WORDS, (hal, ivy)
     assert hal.voice_id and ivy.voice_id and hal.voice_id != ivy.voice_id
     [(_, _, _, similarity)] = stage.voice_change_log
     assert similarity < stage.config.diarization.voice_change_threshold
@@ -597,7 +603,7 @@ def test_a_peer_that_hears_the_talker_change_lets_the_voices_split_an_utterance_
     assert len(heard) == 2, [(u.start, u.end, u.transcript) for u in heard]
     hal, ivy = heard
     assert abs(hal.end - first_end) < 0.05 and abs(ivy.start - first_end) < 0.05
-    assert 'meeting' in words(hal.transcript) and 'third' in words(ivy.transcript)
+    assert 'meeting' in words(hal.transcript) and words(ivy.transcript) & SECOND_TALKER_WORDS, (hal, ivy)
     assert hal.voice_id and ivy.voice_id and hal.voice_id != ivy.voice_id
 
 
