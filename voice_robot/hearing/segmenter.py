@@ -120,7 +120,6 @@ class Segment:
     backchannel_early: float = 0.5
     cut_in_heard: bool = False                 # doubted words over our voice that open like "sorry, ..."
     next_asr_at: float = 0.0
-    next_own_check_at: float = 0.0             # when to ask again whether it follows our played voice
     asr_interval: float = 0.5
     transcript: str = ''
     overlapped_with: dict = field(default_factory=dict)   # other open segment's utterance id -> seconds

@@ -60,7 +60,6 @@ from voice_robot.pipeline import Stage
 
 OWN_VOICE_MIN_S = 0.4       # envelopes shorter than this correlate by chance (a "wait" with our voice)
 OWN_LAG_HOPS = 2
-OWN_CHECK_INTERVAL_S = 0.1   # while an utterance goes on over our voice, ask this often whether it is our voice
 REFERENCE_ONSET_GUARD_S = 0.12   # near-end evidence this soon after we start playing is our own onset
 REFERENCE_ONSET_AFTER_S = 0.4    # ... after this much silence (a new act, not the next word)
 BARGE_IN_PROGRESS_S = 0.1    # partials at least this often while someone talks over the robot
@@ -1082,13 +1081,6 @@ class HearingStage(Stage):
                 seg.next_asr_at = t + BARGE_IN_ASR_INTERVAL_S
             self._publish_utterance(stream, seg, end=t, final=False)
             return
-        if t - seg.start >= OWN_VOICE_MIN_S and t >= seg.next_own_check_at and self._own_speaking(t):
-            # The early windows are too short to tell our residue by its envelope; from OWN_VOICE_MIN_S
-            # on they are not, and floor control stops us for speech that goes on (give_up_after_s).
-            seg.next_own_check_at = t + OWN_CHECK_INTERVAL_S
-            if self._own_voice(stream, seg.start, t):
-                self.stats['robot speech suppressed early (follows own audio)'] += 1
-                return self._withdraw_as_robot(stream, seg, t, self.robot)
         if t >= seg.next_asr_at and t - seg.start >= 0.5 and self.peers:
             peer = self._peer_voice(stream, seg.start, t)
             if peer:
