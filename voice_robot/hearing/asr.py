@@ -121,9 +121,6 @@ class FasterWhisperRecognizer(Recognizer):
         self.language = language
         self.names = list(names or [])
         self.prompt = prompt_for(self.names) or None
-        # CTranslate2 sets up its kernels and buffers on the first decode (a third slower here): pay
-        # it at start-up, not on the first question, where hearing would fall behind its microphones.
-        self.transcribe(np.zeros(SAMPLE_RATE // 2, np.float32))
 
     def transcribe(self, audio, final=True):
         audio = _check_audio(audio)
