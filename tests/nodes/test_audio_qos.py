@@ -1,17 +1,6 @@
 """Microphone audio survives a busy hearing node: nothing is lost while its executor is held up."""
 import time
 
-import pytest
-
-
-@pytest.fixture
-def rclpy_ready(tmp_path, monkeypatch):
-    rclpy = pytest.importorskip('rclpy')
-    monkeypatch.setenv('ROS_LOG_DIR', str(tmp_path / 'ros_log'))
-    rclpy.init()
-    yield rclpy
-    rclpy.try_shutdown()
-
 
 def _deliver_while_busy(rclpy, topic: str, qos, chunks: int) -> list[int]:
     """Publish `chunks` 20 ms audio-sized messages while the listener does not spin (a decode holds

@@ -6,15 +6,6 @@ import threading
 import pytest
 
 
-@pytest.fixture
-def rclpy_ready(tmp_path, monkeypatch):
-    rclpy = pytest.importorskip('rclpy')
-    monkeypatch.setenv('ROS_LOG_DIR', str(tmp_path / 'ros_log'))
-    rclpy.init()
-    yield rclpy
-    rclpy.try_shutdown()
-
-
 def test_a_busy_node_does_not_hold_up_the_others_and_sigterm_stops_them(rclpy_ready):
     from std_msgs.msg import String
 
