@@ -58,4 +58,24 @@ def main_demo(args) -> int:
     doc = scoring.report([scored])
     (out / 'eval.json').write_text(json.dumps(doc, indent=1, default=str))
     print(f'\ntimeline plot: {png}\nscores: {out / "eval.json"}\nnode logs: {out}/*.log\nnode diagnostics (counters): {out / "diagnostics.json"}')
+    hint = slow_host_hint(out / 'diagnostics.json', args.rate)
+    if hint:
+        print('\n' + hint)
     return 0
+
+
+SLOW_HOST_LAG_S = 1.5     # hearing this far behind its microphones (more than one busy decode): answers come late
+
+
+def slow_host_hint(diagnostics_file: Path, rate: float) -> str:
+    """A note when hearing fell behind real time: every robot and the simulator share this host here."""
+    try:
+        nodes = json.loads(diagnostics_file.read_text())
+        lag = max(float(values.get('audio lag max s', 0.0)) for values in nodes.values())
+    except (OSError, ValueError, AttributeError):
+        return ''
+    if lag < SLOW_HOST_LAG_S:
+        return ''
+    return (f'Hearing ran up to {lag:.1f} s behind its microphones: the robots and the simulator need more '
+            f'than this host\'s {os.cpu_count()} cores at {rate:g}x real time, so answers came late. '
+            f'`voice-robot demo --rate {rate / 2:g}` gives every robot twice the compute per simulated second.')
