@@ -29,10 +29,9 @@ from voice_robot.config.params import deep_merge, flatten, ros_value, unflatten
 from voice_robot.nodes.convert import CONVERTERS, BadMessage
 from voice_robot.pipeline import Stage, resolve, topic_type
 
-# Audio and faces are streams: a late frame is worth less than the next one.
-SENSOR_TOPICS = ('audio/raw', 'faces/observations')
 # Stage outputs that also feed the REP-155 humans/* topics (voice_robot/nodes/rep155.py).
 REP155_SOURCES = {'hearing/utterances', 'faces/observations', 'faces/attention', '/persons'}
+# Face observations are a stream: a late frame is worth less than the next one.
 SENSOR_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=50, reliability=QoSReliabilityPolicy.BEST_EFFORT)
 # Microphone audio is a stream too, but a lost chunk is lost words (and a gap over max_gap_s restarts
 # hearing's stream, cutting the open utterance): while a decode holds hearing's executor on a loaded
@@ -40,12 +39,11 @@ SENSOR_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=50, reliabilit
 AUDIO_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=250, reliability=QoSReliabilityPolicy.RELIABLE)
 EVENT_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=100, reliability=QoSReliabilityPolicy.RELIABLE,
                        durability=QoSDurabilityPolicy.VOLATILE)
+STREAM_QOS = {'audio/raw': AUDIO_QOS, 'faces/observations': SENSOR_QOS}
 
 
 def qos_for(topic: str) -> QoSProfile:
-    if topic == 'audio/raw':
-        return AUDIO_QOS
-    return SENSOR_QOS if topic in SENSOR_TOPICS else EVENT_QOS
+    return STREAM_QOS.get(topic, EVENT_QOS)
 
 
 def default_deployment_file() -> str:
