@@ -40,6 +40,30 @@ def test_whisper_transcribes_recorded_speech(recognizer):
         assert 0 < result.confidence <= 1
 
 
+@pytest.fixture(scope='module')
+def windowed_recognizer():
+    """Whisper encoding 10 s instead of its 30 s of mostly padding (``asr.encoder_window_s``)."""
+    return make_recognizer(AsrConfig(encoder_window_s=10.0))
+
+
+def test_a_short_encoder_window_hears_what_the_full_window_hears(recognizer, windowed_recognizer):
+    assert recognizer.encoder_window_s == AsrConfig().encoder_window_s == 30
+    for clip, text in scenes.librivox_clips()[1:4]:
+        short, whole = windowed_recognizer.transcribe(clip), recognizer.transcribe(clip)
+        assert word_recall(short.text, text) >= word_recall(whole.text, text) - 0.1, (short.text, whole.text)
+        assert abs(short.confidence - whole.confidence) < 0.15
+
+
+def test_audio_longer_than_the_window_is_heard_to_its_end(windowed_recognizer):
+    clips = scenes.librivox_clips()
+    order = (clips[1], clips[2], clips[0])
+    long_audio = np.concatenate([c for c, _ in order])          # about 15 s: longer than the 10 s window
+    assert long_audio.size / SR > windowed_recognizer.encoder_window_s + 2
+    heard = words(windowed_recognizer.transcribe(long_audio).text)
+    last_words = words(order[-1][1])[-5:]                       # the end of the audio: "... power to do for them"
+    assert sum(w in heard for w in last_words) >= 4, (heard, last_words)
+
+
 def test_robot_names_are_recognised(recognizer):
     matcher = RobotNameMatcher({'ada': 'ada', 'bruno': 'bruno', 'Bruno': 'bruno'})
     for voice in ('flite:slt', 'piper:joe', 'flite:awb'):

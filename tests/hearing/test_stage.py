@@ -71,7 +71,7 @@ def test_partials_come_first_then_exactly_one_final(two_talkers_heard):
         second = seq[1][1]
         assert second.end - second.start >= 0.17 and 0 < second.backchannel_probability < 1
         texts = [u.transcript for _, u in seq[2:-1]]
-        assert any(texts), uid                           # partial text while the person still speaks
+        assert any(texts), uid                           # the speculative decode's text, before the final
 
 
 def test_sources_follow_the_talkers(two_talkers_heard):
@@ -290,6 +290,30 @@ def test_a_speculative_decode_in_the_pause_becomes_the_final(two_talkers_heard):
     scene, stage, messages = two_talkers_heard
     assert stage.stats['asr speculative finals used'] >= 1
     assert stage.stats['asr speculative decodes'] >= stage.stats['asr speculative finals used']
+
+
+def test_a_blip_of_speech_within_the_pad_reuses_the_speculative_decode(two_talkers_heard):
+    scene, stage, messages = two_talkers_heard
+    pad = stage.config.vad.pad_ms / 1000.0
+    seg = Segment('ada/9', 1, 1.0)
+    assert not stage._speculation_covers(seg, 3.09)          # nothing decoded yet
+    seg.speculative_end = 3.09
+    assert stage._speculation_covers(seg, 3.09)
+    assert stage._speculation_covers(seg, 3.09 + pad * 0.75)  # the decode heard up to 3.09 + pad
+    assert not stage._speculation_covers(seg, 3.09 + pad + 0.05)
+    assert not stage._speculation_covers(seg, 3.0)
+
+
+def test_no_partial_decodes_while_the_robot_is_idle_unless_asked(two_talkers_heard, hearing_models):
+    scene, stage, messages = two_talkers_heard
+    # This robot never speaks in the scene: partial text would decide nothing, so its decodes are spared.
+    assert stage.stats['asr partials skipped (idle)'] >= 2
+    assert stage.stats['asr partial decodes'] == 0
+    config = HearingConfig(asr={'partials_while_idle': True})
+    captions = HearingStage(scene.robot, [], config, models=hearing_models)
+    heard, _ = run_stage_on_audio(captions, scene.mics, SR, charge_compute=False)
+    assert captions.stats['asr partial decodes'] >= 2 and captions.stats['asr partials skipped (idle)'] == 0
+    assert [u.transcript for u in finals(heard)] == [u.transcript for u in finals(messages)]
 
 
 def test_two_acoustic_backchannel_estimates_come_before_any_words(two_talkers_heard):

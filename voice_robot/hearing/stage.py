@@ -1100,6 +1100,9 @@ class HearingStage(Stage):
                 # Processing is behind the audio: partial text would be stale; catch up first.
                 self.stats['asr partials skipped (behind)'] += 1
                 return
+            if not barge_in and not cfg.asr.partials_while_idle and not self._own_speaking(t):
+                self.stats['asr partials skipped (idle)'] += 1
+                return
             audio = stream.audio(seg.start - cfg.vad.pad_ms / 1000.0, t)
             t0 = time.perf_counter()
             try:
@@ -1110,9 +1113,11 @@ class HearingStage(Stage):
                 return
             self.stats['asr partial decodes'] += 1
             self.compute['asr'] += time.perf_counter() - t0
+            text, _ = self.name_matcher.correct(result.text)
+            self._keep_as_speculation(stream, seg, t, text, result.confidence)
             cut_in = seg.cut_in_heard
             if self._trust_words(result.text, result.confidence, t, seg):
-                seg.transcript, _ = self.name_matcher.correct(result.text)
+                seg.transcript = text
                 self._publish_utterance(stream, seg, end=t, final=False)
             elif seg.cut_in_heard and not cut_in:
                 self._publish_utterance(stream, seg, end=t, final=False)
@@ -1153,7 +1158,7 @@ class HearingStage(Stage):
         ep = stream.endpointer
         after = cfg.asr.speculative_after_ms
         if seg.robot_name or after <= 0 or not ep.in_speech or ep.silence_start is None \
-                or seg.speculative_end == ep.silence_start or cfg.asr.backend == 'none':
+                or self._speculation_covers(seg, ep.silence_start) or cfg.asr.backend == 'none':
             return
         if ep.silence * ep.chunk_s * 1000.0 < max(after, cfg.vad.pad_ms) or ep.silence >= ep.silence_chunks:
             return
@@ -1170,6 +1175,29 @@ class HearingStage(Stage):
         if self._trust_words(seg.speculative_text, seg.speculative_confidence, end, seg):
             seg.transcript = seg.speculative_text
             self._publish_utterance(stream, seg, end=end, final=False)
+
+    def _keep_as_speculation(self, stream: TalkerStream, seg: Segment, t: float, text: str, confidence: float) -> None:
+        """A partial decoded at ``t`` after the talker paused heard the whole segment, as a speculative
+        decode for that pause would: keep it for the final instead of decoding the same audio again
+        (the partial's decode otherwise only delays the speculative one by its own length)."""
+        ep = stream.endpointer
+        if ep.silence_start is None or t - ep.silence_start < self.config.vad.pad_ms / 1000.0 - 1e-6:
+            return
+        seg.speculative_end = ep.silence_start
+        seg.speculative_text, seg.speculative_confidence = text, confidence
+        self.stats['asr partials kept as speculative'] += 1
+
+    def _speculation_covers(self, seg: Segment, end: float) -> bool:
+        """Whether the speculative decode already heard all of a segment that ends at ``end``.
+
+        It decoded ``vad.pad_ms`` past the pause it was made for, so a blip of the VAD after that pause
+        (a breath, the tail of a rising "France?") moves the end by less than the pad and adds no
+        unheard speech: decoding again would only delay the answer by a decode.
+        """
+        if seg.speculative_end is None:
+            return False
+        moved = end - seg.speculative_end
+        return -1e-6 < moved <= self.config.vad.pad_ms / 1000.0 + 1e-6
 
     def _close_segment(self, stream: TalkerStream, end: float, forced: bool, quiet: bool = False) -> None:
         seg = stream.segment
@@ -1209,7 +1237,7 @@ class HearingStage(Stage):
             self.stats[f'robot speech suppressed: {robot_voice}'] += 1
             self._withdraw(stream, seg, end)
             return
-        if seg.speculative_end is not None and abs(seg.speculative_end - end) < 1e-6:
+        if self._speculation_covers(seg, end):
             text, confidence = seg.speculative_text, seg.speculative_confidence
             self.stats['asr speculative finals used'] += 1
         else:
