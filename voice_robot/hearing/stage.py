@@ -8,10 +8,12 @@ source); per live track: a beam (MVDR or delay-and-sum, nulls toward the other t
 beam, endpointing. An utterance opens when a tracked talker's beam has ``onset_ms`` of speech (first
 partial at once: barge-in latency), gets acoustic backchannel estimates at 0.18 s and 0.3 s (at 0.3 s
 with the first words when it talks over this robot), partials with text from ``asr.min_partial_audio_s``
-on (spaced out by ``asr.partial_growth``), and exactly one final after ``vad.min_silence_ms`` of
+on (spaced out by ``asr.partial_growth``; only while this robot speaks, where they decide barge-ins,
+unless ``asr.partials_while_idle``), and exactly one final after ``vad.min_silence_ms`` of
 silence with transcript, voice id, end-of-turn and backchannel probabilities. The final's transcript
 is decoded speculatively once the talker has paused ``asr.speculative_after_ms``, so a longer
-silence (commas do not split sentences) does not delay it.
+silence (commas do not split sentences) does not delay it; a VAD blip shorter than the decode's pad
+after that pause, or a partial decoded after it, needs no second decode.
 
 Robot speech is never an utterance: the robot's own voice is cancelled and, while it plays, a segment
 is a person's only if enough time-frequency bins stand out from the expected residual echo (it starts
@@ -1073,7 +1075,7 @@ class HearingStage(Stage):
                 # each acoustic estimate until words are trusted (0.18 s often holds "sorry" already;
                 # barge-ins are rare, so the extra decode costs little), before the regular partials.
                 pad = cfg.vad.pad_ms / 1000.0
-                text, confidence = self._transcribe(stream.audio(seg.start - pad, t))
+                text, confidence = self._transcribe(stream.audio(seg.start - pad, t), final=False)
                 self.stats['asr barge-in decodes'] += 1
                 if self._trust_words(text, confidence, t, seg):
                     seg.transcript = text
@@ -1135,13 +1137,13 @@ class HearingStage(Stage):
             return False
         return True
 
-    def _transcribe(self, audio: np.ndarray) -> tuple[str, float]:
+    def _transcribe(self, audio: np.ndarray, final: bool = True) -> tuple[str, float]:
         """Final-quality transcript (names corrected) and confidence; ('', 0) when ASR fails or is off."""
         if self.config.asr.backend == 'none':
             return '', 0.0
         t0 = time.perf_counter()
         try:
-            result = self.models.recognizer.transcribe(audio, final=True)
+            result = self.models.recognizer.transcribe(audio, final=final)
             text, _ = self.name_matcher.correct(result.text)
             return text, result.confidence
         except Exception as exc:     # a failing recogniser must not stop hearing
