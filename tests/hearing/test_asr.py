@@ -54,16 +54,6 @@ def test_a_short_encoder_window_hears_what_the_full_window_hears(recognizer, win
         assert abs(short.confidence - whole.confidence) < 0.15
 
 
-def test_partials_have_their_own_window(recognizer):
-    fast_partials = make_recognizer(AsrConfig(partial_window_s=3.0))
-    clip, text = scenes.librivox_clips()[1]                     # 3 s: longer than the window
-    partial = fast_partials.transcribe(clip, final=False)
-    assert fast_partials.model.window_frames == int((clip.size / SR + 1.0) * 100)   # the audio and 1 s after it
-    final = fast_partials.transcribe(clip, final=True)
-    assert fast_partials.model.window_frames == 3000            # finals keep Whisper's 30 s
-    assert word_recall(partial.text, text) > 0.6 and word_recall(final.text, text) > 0.6
-
-
 def test_audio_longer_than_the_window_is_heard_to_its_end(windowed_recognizer):
     clips = scenes.librivox_clips()
     order = (clips[1], clips[2], clips[0])

@@ -126,8 +126,7 @@ class FasterWhisperRecognizer(Recognizer):
 
     def __init__(self, model: str = 'tiny.en', device: str = 'cpu', compute_type: str = 'int8', cpu_threads: int = 2,
                  beam_size: int = 1, language: str | None = 'en', names: list[str] | None = None,
-                 allow_download: bool = False, encoder_window_s: float = WHISPER_WINDOW_S,
-                 partial_window_s: float = WHISPER_WINDOW_S):
+                 allow_download: bool = False, encoder_window_s: float = WHISPER_WINDOW_S):
         try:
             from faster_whisper import WhisperModel
         except ImportError:
@@ -135,7 +134,6 @@ class FasterWhisperRecognizer(Recognizer):
                            '(pip install faster-whisper==1.2.1)') from None
         source, local = resolve_whisper_model(model)
         self.encoder_window_s = min(max(encoder_window_s, 1.0), WHISPER_WINDOW_S)
-        self.partial_window_s = min(max(partial_window_s, 1.0), WHISPER_WINDOW_S)
         self._lock = threading.Lock()
         try:
             self.model = _windowed_whisper_model(WhisperModel)(
@@ -159,7 +157,7 @@ class FasterWhisperRecognizer(Recognizer):
         # would otherwise run to Whisper's 448-token limit, seconds of compute that stall hearing.
         max_tokens = int(MAX_TOKENS_PER_S * audio.size / SAMPLE_RATE) + MIN_TOKENS
         # The window covers the audio and a second of the silence Whisper expects after it.
-        window_s = max(self.encoder_window_s if final else self.partial_window_s, audio.size / SAMPLE_RATE + 1.0)
+        window_s = max(self.encoder_window_s, audio.size / SAMPLE_RATE + 1.0)
         with self._lock:      # the window is per call, and a shared model may be called from threads
             self.model.window_frames = int(min(window_s, WHISPER_WINDOW_S) * FRAMES_PER_S)
             segments, _ = self.model.transcribe(
@@ -243,7 +241,7 @@ def make_recognizer(config, names: list[str] | None = None) -> Recognizer:
     if config.backend == 'faster_whisper':
         return FasterWhisperRecognizer(config.model, config.device, config.compute_type, config.cpu_threads,
                                        config.beam_size, config.language, names, config.allow_download,
-                                       config.encoder_window_s, config.partial_window_s)
+                                       config.encoder_window_s)
     if config.backend == 'openai':
         return OpenAiRecognizer(config.openai_model, config.api_key_env, config.base_url, config.timeout_s,
                                 config.language, names, config.openai_partials)

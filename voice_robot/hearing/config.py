@@ -115,8 +115,6 @@ class AsrConfig(Section):
     # 0.39 -> 0.11 s at 10 s) but hears robot names less often (44 -> 37 of 70 test phrases): a knob for
     # slow hardware, off (30 = Whisper's own window) by default.
     encoder_window_s: float = Field(30.0, ge=1.0, le=30.0)
-    # The same for partials (barge-in decodes over the robot's voice among them), which must be fast.
-    partial_window_s: float = Field(30.0, ge=1.0, le=30.0)
     language: Optional[str] = 'en'
     partial_interval_s: float = Field(0.5, gt=0)      # first re-decode interval while someone speaks
     partial_growth: float = Field(1.3, ge=1.0, le=4.0)  # each next partial waits that much longer (compute)

@@ -1075,7 +1075,7 @@ class HearingStage(Stage):
                 # each acoustic estimate until words are trusted (0.18 s often holds "sorry" already;
                 # barge-ins are rare, so the extra decode costs little), before the regular partials.
                 pad = cfg.vad.pad_ms / 1000.0
-                text, confidence = self._transcribe(stream.audio(seg.start - pad, t), final=False)
+                text, confidence = self._transcribe(stream.audio(seg.start - pad, t))
                 self.stats['asr barge-in decodes'] += 1
                 if self._trust_words(text, confidence, t, seg):
                     seg.transcript = text
@@ -1137,13 +1137,13 @@ class HearingStage(Stage):
             return False
         return True
 
-    def _transcribe(self, audio: np.ndarray, final: bool = True) -> tuple[str, float]:
+    def _transcribe(self, audio: np.ndarray) -> tuple[str, float]:
         """Final-quality transcript (names corrected) and confidence; ('', 0) when ASR fails or is off."""
         if self.config.asr.backend == 'none':
             return '', 0.0
         t0 = time.perf_counter()
         try:
-            result = self.models.recognizer.transcribe(audio, final=final)
+            result = self.models.recognizer.transcribe(audio, final=True)
             text, _ = self.name_matcher.correct(result.text)
             return text, result.confidence
         except Exception as exc:     # a failing recogniser must not stop hearing
