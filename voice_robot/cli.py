@@ -193,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     dm = sub.add_parser('demo', help='the multi-party demo over ROS 2 topics, with a live transcript')
     dm.add_argument('--scenario', default=None, help='scenario to play (default: a bundled one)')
-    dm.add_argument('--rate', type=float, default=1.0)
+    dm.add_argument('--rate', type=float, default=None,
+                    help='simulated seconds per wall second (default: 1, or slower when this host decodes too slowly)')
     dm.add_argument('--out', default='build/demo', help='where the plot and JSON go')
     dm.set_defaults(func=cmd_demo)
 

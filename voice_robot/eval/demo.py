@@ -46,8 +46,17 @@ def main_demo(args) -> int:
           f'dialogue: {brain}')
     print('  Every robot runs its own ROS 2 nodes (hearing, attention, persons, addressee, floor, dialogue,')
     print('  speech, motion) in its namespace; the simulator renders the room and plays the people.')
+    rate = args.rate
+    if rate is None:
+        decode_s = measure_decode_s(system or SystemConfig())
+        rate = choose_rate(decode_s, len(scenario.robots), os.cpu_count() or 1)
+        if rate < 1.0:
+            print(f'  This host decodes speech in {decode_s:.2f} s, too slow for {len(scenario.robots)} robots and the '
+                  f'simulator on {os.cpu_count()} cores in real time: the room runs at {rate:g}x (simulated time, '
+                  f'as Gazebo does on a slow machine), so every robot gets the compute a robot computer would '
+                  f'give it. `--rate 1` forces real time.')
     print()
-    record = run_scenario_ros(scenario, system, RunOptions(progress=True), live=True, rate=args.rate, workdir=out)
+    record = run_scenario_ros(scenario, system, RunOptions(progress=True), live=True, rate=rate, workdir=out)
     scored = scoring.score_scenario(record)
     print()
     print(table([('demo', scored['metrics'])]))
@@ -58,13 +67,50 @@ def main_demo(args) -> int:
     doc = scoring.report([scored])
     (out / 'eval.json').write_text(json.dumps(doc, indent=1, default=str))
     print(f'\ntimeline plot: {png}\nscores: {out / "eval.json"}\nnode logs: {out}/*.log\nnode diagnostics (counters): {out / "diagnostics.json"}')
-    hint = slow_host_hint(out / 'diagnostics.json', args.rate)
+    hint = slow_host_hint(out / 'diagnostics.json', rate)
     if hint:
         print('\n' + hint)
     return 0
 
 
 SLOW_HOST_LAG_S = 1.5     # hearing this far behind its microphones (more than one busy decode): answers come late
+# Whisper seconds per core that real time affords, per robot and decode. Anchors: hosts decoding in
+# 0.17-0.19 s (2 threads) ran the two-robot demo in real time on 2 cores, answering 0.7-1.0 s after the
+# person; a host decoding in 0.34-0.55 s fell 2-5 s behind at 1x and kept up at 0.5x.
+REALTIME_DECODE_LOAD_S = 0.3
+SLOWEST_RATE = 0.25
+
+
+def measure_decode_s(system: SystemConfig) -> float:
+    """Seconds one warm decode of 2 s of audio takes here with the configured recogniser (0 when it
+    is not a local model: an API's latency is not this host's compute)."""
+    import time
+
+    import numpy as np
+
+    from voice_robot.hearing.asr import make_recognizer
+    asr = system.hearing.asr.model_copy(update={'cpu_threads': min(system.hearing.asr.cpu_threads, os.cpu_count() or 1)})
+    if asr.backend != 'faster_whisper':
+        return 0.0
+    recognizer = make_recognizer(asr)
+    audio = (0.003 * np.random.default_rng(0).standard_normal(32000)).astype(np.float32)
+    costs = []
+    for _ in range(4):                      # the first decode warms the model up
+        t0 = time.perf_counter()
+        recognizer.transcribe(audio)
+        costs.append(time.perf_counter() - t0)
+    recognizer.close()
+    return float(np.median(costs[1:]))
+
+
+def choose_rate(decode_s: float, robots: int, cores: int) -> float:
+    """The real-time factor at which every robot's hearing keeps up: 1, or halved until the decode
+    load per core fits (never below SLOWEST_RATE)."""
+    load = decode_s * max(1, robots) / max(1, cores)
+    rate = 1.0
+    while load * rate > REALTIME_DECODE_LOAD_S and rate / 2 >= SLOWEST_RATE:
+        rate /= 2
+    return rate
 
 
 def slow_host_hint(diagnostics_file: Path, rate: float) -> str:
