@@ -15,7 +15,7 @@ setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(include=[PACKAGE, PACKAGE + '.*']),
-    package_data={'': ['data/*.yaml', 'data/*.json', 'data/*.npz']},
+    package_data={'': ['data/*.yaml', 'data/*.json', 'data/*.npz', 'data/*.joblib']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),

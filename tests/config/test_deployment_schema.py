@@ -119,3 +119,13 @@ def test_scenario_robots_use_the_same_schema(shared_scenarios):
 def test_line_index_points_into_nested_lists(tmp_path):
     loaded = load_yaml(write(tmp_path, GOOD))
     assert loaded.line_of(('robots', 0, 'mic_array')) == 5
+
+
+def test_a_backchannel_model_that_is_no_file_is_named(tmp_path):
+    path = write(tmp_path, GOOD + 'hearing:\n  backchannel_model: /nowhere/model.joblib\n')
+    with pytest.raises(ConfigError) as info:
+        load_deployment(path)
+    assert info.value.key == 'hearing.backchannel_model'
+    assert "'bundled', 'logistic' or the path" in info.value.expectation
+    for choice in ('bundled', 'logistic'):
+        assert load_deployment(write(tmp_path, GOOD + f'hearing:\n  backchannel_model: {choice}\n'))

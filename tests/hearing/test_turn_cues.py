@@ -102,3 +102,41 @@ def test_a_name_alone_holds_the_turn_for_the_request_that_follows():
     ('Waiter!', False), ('', False)])
 def test_a_cut_in_opening_is_told_from_garbled_residue(text, cut_in):
     assert tc.opens_as_cut_in(text) is cut_in
+
+
+def test_the_over_own_voice_model_is_bundled_for_each_early_window():
+    models = tc.over_own_voice_models()
+    assert sorted(models) == sorted(tc.EARLY_WINDOWS_S)
+    hum = tts('flite:slt', 'Mm-hmm.')
+    for window, model in models.items():
+        assert model.n_features_in_ == tc.barge_in_vector(hum, 16000, window).size
+        p = tc.backchannel_probability_early(hum, 16000, window, models=models)
+        assert tc.EARLY_MIN <= p <= 1 - tc.EARLY_MIN
+
+
+def test_a_missing_or_foreign_model_file_falls_back_to_the_logistic_model(tmp_path, caplog):
+    import joblib
+    foreign = tmp_path / 'foreign.joblib'
+    joblib.dump({'features': 'something_else/9', 'models': {0.18: object()}}, foreign)
+    broken = tmp_path / 'broken.joblib'
+    broken.write_bytes(b'not a joblib file')
+    for path in (tmp_path / 'missing.joblib', foreign, broken):
+        assert tc.over_own_voice_models(str(path)) == {}
+    assert 'using the logistic model' in caplog.text
+
+
+def test_fitting_writes_a_bundle_the_stage_loads(tmp_path):
+    from voice_robot.bench.hearing import fit_over_own_voice_models
+    rng = np.random.default_rng(0)
+    size = tc.barge_in_vector(tts('flite:slt', 'Wait.'), 16000, 0.18).size
+    data = {}
+    for window in tc.EARLY_WINDOWS_S:
+        y = np.arange(120) % 2
+        x = rng.standard_normal((120, size)) + y[:, None] * 0.8      # separable enough to learn
+        data[window] = (x, y, np.array(['v1', 'v2', 'v3'] * 40))
+    path = tmp_path / 'model.joblib'
+    report = fit_over_own_voice_models(data, data, path)
+    assert all(r['test_accuracy'] > 0.9 and r['voice_left_out_accuracy'] > 0.7 for r in report.values())
+    loaded = tc.over_own_voice_models(str(path))
+    assert sorted(loaded) == sorted(tc.EARLY_WINDOWS_S)
+    assert loaded[0.18].predict_proba(data[0.18][0][:2]).shape == (2, 2)

@@ -15,6 +15,7 @@ hearing tests use to check behaviour on whole scenes.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 import resource
@@ -692,51 +693,48 @@ def backchannel_stage_accuracy(count: int = 200, seed: int = 1, config: HearingC
     return {f'{w}s': {'accuracy': round(float(np.mean(v)), 3) if v else None, 'n': len(v)} for w, v in hits.items()}
 
 
-def backchannel_stage_dataset(count: int = 240, seed: int = 0, progress=None) -> dict:
-    """Backchannels and interruptions said over the robot's own voice in rendered rooms, heard through
-    a real HearingStage (echo cancellation, post-filter, beam, VAD onset): per early window, the
-    audio the stage itself would score. Returns {window_s: (features, labels (1 = backchannel), voices)}.
+def backchannel_stage_dataset(count: int = 1000, seed: int = 0, progress=None) -> dict:
+    """Backchannels and interruptions said over the robot's own voice in rendered rooms, heard through a
+    real HearingStage in closed loop with the floor (``bench.barge_in.closed_loop``: the DUCK at the
+    onset lowers the robot's voice, as on a robot), ASR off: per early window, the audio the stage
+    itself scores. Returns {window_s: (features (``barge_in_vector``), labels (1 = backchannel), voices)}.
     """
+    from voice_robot.bench.barge_in import ROBOT_TALKS_ON_S, closed_loop
+    from voice_robot.conversing.config import BargeInConfig
     from voice_robot.hearing import turn_cues
-    from voice_robot.hearing.stage import HearingModels, HearingStage
-    from voice_robot.hearing.vad import make_vad
     from voice_robot.hearing.asr import NullRecognizer
+    from voice_robot.hearing.stage import EARLY_BACKCHANNEL_S, HearingModels, HearingStage
+    from voice_robot.hearing.vad import make_vad
     rng = np.random.default_rng(seed)
     config = HearingConfig(asr={'backend': 'none'})
     models = HearingModels(make_vad(config.vad.backend), None, NullRecognizer(), None)
     out = {w: ([], [], []) for w in turn_cues.EARLY_WINDOWS_S}
     captured: list = []
-    current: dict = {}
-    original = turn_cues.backchannel_probability_early
+    original = HearingStage._estimate_backchannel_early
 
-    def capture(audio, sample_rate=16000, window_s=turn_cues.EARLY_WINDOWS_S[0]):
-        captured.append((round(window_s, 2), np.asarray(audio, np.float32).copy(), current['stage'].now()))
-        return original(audio, sample_rate, window_s)
-    turn_cues.backchannel_probability_early = capture
+    def capture(stage, stream, seg):
+        window = EARLY_BACKCHANNEL_S[seg.early_count]
+        captured.append((round(window, 2), stream.audio(seg.start - 0.02, seg.start + window), seg.start))
+        return original(stage, stream, seg)
+    HearingStage._estimate_backchannel_early = capture
     try:
         for k in range(count):
-            got = backchannel_render(rng, k)
+            got = backchannel_render(rng, k, robot_sentences=2, robot_after_s=ROBOT_TALKS_ON_S)
             if got is None:
                 continue
             robot, scene, reference, person_start, label, voice = got
-            stage = HearingStage(robot, [], config, models=models)
-            current['stage'] = stage
             captured.clear()
-            messages, _ = run_stage_on_audio(stage, scene.mics, reference=reference, charge_compute=False, tail_s=0.3)
-            starts = {msg.utterance_id: msg.start for topic, msg, _ in messages if topic.endswith('hearing/utterances')}
-            near = [u for u, s0 in starts.items() if person_start - 0.3 <= s0 <= person_start + 0.4]
-            if not near:
-                continue
-            # The captures of the person's segment: the first of each window after its onset.
+            closed_loop(robot, scene, reference, person_start, BargeInConfig(), config, models)
             seen = set()
-            for window, audio, at in captured:
-                if window in seen or window not in out or not person_start <= at <= person_start + window + 0.6:
+            # The person's segment (residue can open one before it): the first capture of each window.
+            for window, audio, start in captured:
+                if window in seen or window not in out or not person_start - 0.3 <= start <= person_start + 0.4:
                     continue
-                seen.add(window)
                 try:
-                    vec = turn_cues.early_vector(audio, 16000, window)
+                    vec = turn_cues.barge_in_vector(audio, 16000, window)
                 except ValueError:
                     continue
+                seen.add(window)
                 xs, ys, vs = out[window]
                 xs.append(vec)
                 ys.append(label)
@@ -744,29 +742,51 @@ def backchannel_stage_dataset(count: int = 240, seed: int = 0, progress=None) ->
             if progress:
                 progress(k, label, voice, sorted(seen))
     finally:
-        turn_cues.backchannel_probability_early = original
+        HearingStage._estimate_backchannel_early = original
     return {w: (np.array(x), np.array(y), np.array(v)) for w, (x, y, v) in out.items()}
 
 
-def print_early_models(data: dict) -> dict:
-    """Fit one early model per window (leave-one-voice-out accuracy reported) and print the constants."""
+def _over_own_voice_classifier():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, random_state=0)
+
+
+def fit_over_own_voice_models(train: dict, test: dict, path=None) -> dict:
+    """Fit one over-own-voice model per window on ``train`` and score it, the logistic model and each
+    voice left out on ``test`` (renders of other rooms). Writes the bundle the hearing stage loads."""
+    import joblib
+    from sklearn.metrics import roc_auc_score
     from voice_robot.hearing import turn_cues
-    np.set_printoptions(precision=4, linewidth=110)
-    report = {}
-    print('EARLY_MODELS = {')
-    for window, (x, y, v) in sorted(data.items()):
-        if len(y) < 20:
+    report, models = {}, {}
+    for window, (x, y, voices) in sorted(train.items()):
+        xt, yt, vt = test[window]
+        if len(y) < 40 or len(set(y.tolist())) < 2:
             continue
-        fit = turn_cues.fit_backchannel_early(x, y, v)
-        report[window] = {'leave_one_voice_out_accuracy': round(fit['leave_one_voice_out_accuracy'], 3),
-                          'samples': int(len(y)), 'backchannels': int(y.sum())}
-        print(f'    {window}: (np.array({np.round(fit["mean"], 4).tolist()}),')
-        print(f'           np.array({np.round(fit["std"], 4).tolist()}),')
-        print(f'           np.array({np.round(fit["weights"], 4).tolist()}),')
-        print(f'           {round(fit["bias"], 4)}),')
-    print('}')
-    print(report)
+        model = _over_own_voice_classifier().fit(x, y)
+        p = model.predict_proba(xt)[:, 1]
+        n_onset = turn_cues.BACKCHANNEL_FEATURE_MEAN.size      # barge_in_vector starts with onset_vector
+        logistic = np.array([turn_cues.backchannel_probability_early_from_vector(row[:n_onset]) for row in xt])
+        left_out = []
+        for voice in sorted(set(voices.tolist())):
+            held = vt == voice
+            if held.sum() and len(set(yt[held].tolist())) == 2:
+                pv = _over_own_voice_classifier().fit(x[voices != voice], y[voices != voice]).predict_proba(xt[held])[:, 1]
+                left_out.append(float(np.mean((pv > 0.5) == yt[held])))
+        report[window] = {
+            'train': int(len(y)), 'test': int(len(yt)),
+            'test_accuracy': round(float(np.mean((p > 0.5) == yt)), 3),
+            'test_auc': round(float(roc_auc_score(yt, p)), 3),
+            'logistic_test_accuracy': round(float(np.mean((logistic > 0.5) == yt)), 3),
+            'voice_left_out_accuracy': round(float(np.mean(left_out)), 3) if left_out else None,
+            'interruptions_below_0.2': round(float(np.mean(p[yt == 0] < 0.2)), 3),
+            'backchannels_below_0.2': round(float(np.mean(p[yt == 1] < 0.2)), 3)}
+        models[window] = model
+    path = path or turn_cues.OVER_OWN_VOICE_MODEL
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump({'features': turn_cues.OVER_OWN_VOICE_FEATURES, 'models': models, 'report': report}, path, compress=3)
+    turn_cues.over_own_voice_models.cache_clear()
     return report
+
 
 # --- benchmark parts -----------------------------------------------------------------------------------
 
@@ -1100,7 +1120,9 @@ def main(argv=None) -> int:
     parser.add_argument('--detail', action='store_true', help='with --scenarios: print each timeline')
     parser.add_argument('--fit-early', type=int, metavar='RENDERS',
                         help='render this many backchannels/interruptions over robot speech through the hearing '
-                             'stage and fit the early backchannel models (prints the constants)')
+                             'stage in closed loop (and half as many other rooms to test on), fit the over-own-voice '
+                             'backchannel models and write them (--out, default: the bundled file)')
+    parser.add_argument('--out', help='with --fit-early: write the models here instead of the bundled file')
     parser.add_argument('--backchannel-accuracy', type=int, metavar='RENDERS',
                         help='accuracy of the published backchannel probability at 0.18 s and 0.3 s on this many '
                              'backchannels/interruptions over robot speech rendered through the hearing stage')
@@ -1109,12 +1131,12 @@ def main(argv=None) -> int:
         print(backchannel_stage_accuracy(args.backchannel_accuracy))
         return 0
     if args.fit_early:
-        import pickle
-        data = backchannel_stage_dataset(args.fit_early, progress=lambda k, *a: print(k, *a, flush=True))
-        Path('build').mkdir(exist_ok=True)
-        with open('build/backchannel_early_dataset.pkl', 'wb') as f:
-            pickle.dump(data, f)
-        print_early_models(data)
+        def progress(k, *a):
+            if k % 50 == 0:
+                print(k, *a, flush=True)
+        train = backchannel_stage_dataset(args.fit_early, seed=0, progress=progress)
+        test = backchannel_stage_dataset(max(100, args.fit_early // 2), seed=1, progress=progress)
+        print(json.dumps(fit_over_own_voice_models(train, test, args.out), indent=1))
         return 0
     if args.fit_backchannel:
         from voice_robot.hearing import turn_cues
@@ -1130,7 +1152,6 @@ def main(argv=None) -> int:
     result = run(args)
     print_report(result)
     if args.json:
-        import json
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=1, default=str))
     return 0

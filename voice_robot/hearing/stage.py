@@ -169,6 +169,12 @@ class HearingStage(Stage):
         self.hop_s = self.hop / self.sample_rate
         self.block_hops = max(1, int(round(config.doa.block_s / self.hop_s)))
         self.models = models or HearingModels.load(config, [robot] + self.peers)
+        choice = config.backchannel_model
+        self.over_own_voice_models = {} if choice == 'logistic' else turn_cues.over_own_voice_models(
+            str(turn_cues.OVER_OWN_VOICE_MODEL if choice == 'bundled' else choice))
+        if choice not in ('bundled', 'logistic') and not self.over_own_voice_models:
+            raise ValueError(f'hearing.backchannel_model: {choice} is no model bundle written by --fit-early '
+                             '(see the warning above)')
         positions = robot.mic_positions_base()
         self._positions = positions
         d = config.doa
@@ -233,6 +239,7 @@ class HearingStage(Stage):
         self._last_identities = -math.inf
         self._band = self._band_mask(config.doa.freq_range_hz)
         self.compute: Counter[str] = Counter()      # seconds of compute per part (diagnostics, bench)
+        self._decode_s = 0.0       # running mean of one ASR decode's wall time: it holds hearing that long
         self.suppressed: list[tuple[str, float, float]] = []     # (robot, start, end) of robot segments
         self._latest_mic = -math.inf
         self._audio_lag_max = 0.0
@@ -1019,7 +1026,9 @@ class HearingStage(Stage):
         seg.early_done = True
         t0 = time.perf_counter()
         audio = stream.audio(seg.start - 0.02, seg.start + window)
-        seg.backchannel_early = turn_cues.backchannel_probability_early(audio, self.sample_rate, window)
+        over_own_voice = self._own_speaking(seg.start)
+        seg.backchannel_early = turn_cues.backchannel_probability_early(
+            audio, self.sample_rate, window, models=self.over_own_voice_models if over_own_voice else None)
         self.compute['turn cues'] += time.perf_counter() - t0
 
     def _segment_progress(self, stream: TalkerStream, t: float) -> None:
@@ -1068,8 +1077,17 @@ class HearingStage(Stage):
             # A barge-in decision cannot wait for words: publish acoustic backchannel estimates on the
             # first audio, then again on a little more.
             self._estimate_backchannel_early(stream, seg)
-            if not seg.transcript and cfg.asr.barge_in_words and cfg.asr.backend != 'none' \
-                    and self._own_speaking(seg.start) and self.now() - t <= MAX_PARTIAL_LAG_S:
+            # The estimate goes out before the decode below, which holds hearing for as long as it runs
+            # (0.2-0.4 s on a CPU): a confident estimate stops the robot that much sooner.
+            self._publish_utterance(stream, seg, end=t, final=False)
+            later = EARLY_BACKCHANNEL_S[seg.early_count:]
+            wants_words = not seg.transcript and cfg.asr.barge_in_words and cfg.asr.backend != 'none' \
+                and self._own_speaking(seg.start) and self.now() - t <= MAX_PARTIAL_LAG_S
+            if wants_words and later and self._decode_s > later[0] - (t - seg.start):
+                # A decode now would hold back the next acoustic estimate (on a CPU a decode outlasts
+                # the 0.12 s between them): decode with that one instead.
+                self.stats['asr barge-in decodes deferred to the next estimate'] += 1
+            elif wants_words:
                 # Someone talks over this robot: whether to stop hangs on "sorry" / "wait" versus
                 # "mm-hmm" / "yeah", which the first word tells far better than acoustics. Decode with
                 # each acoustic estimate until words are trusted (0.18 s often holds "sorry" already;
@@ -1077,11 +1095,14 @@ class HearingStage(Stage):
                 pad = cfg.vad.pad_ms / 1000.0
                 text, confidence = self._transcribe(stream.audio(seg.start - pad, t))
                 self.stats['asr barge-in decodes'] += 1
+                cut_in = seg.cut_in_heard
                 if self._trust_words(text, confidence, t, seg):
                     seg.transcript = text
+                    self._publish_utterance(stream, seg, end=t, final=False)
+                elif seg.cut_in_heard and not cut_in:
+                    self._publish_utterance(stream, seg, end=t, final=False)
                 # Until the words say which, decode again soon: every 0.1 s the robot talks on costs.
                 seg.next_asr_at = t + BARGE_IN_ASR_INTERVAL_S
-            self._publish_utterance(stream, seg, end=t, final=False)
             return
         if t >= seg.next_asr_at and t - seg.start >= 0.5 and self.peers:
             peer = self._peer_voice(stream, seg.start, t)
@@ -1114,7 +1135,7 @@ class HearingStage(Stage):
                 self.drop('asr failed', f'{type(exc).__name__}: {exc}')
                 return
             self.stats['asr partial decodes'] += 1
-            self.compute['asr'] += time.perf_counter() - t0
+            self._count_decode(time.perf_counter() - t0)
             text, _ = self.name_matcher.correct(result.text)
             self._keep_as_speculation(stream, seg, t, text, result.confidence)
             cut_in = seg.cut_in_heard
@@ -1151,7 +1172,11 @@ class HearingStage(Stage):
             self.drop('asr failed', f'{type(exc).__name__}: {exc}')
             return '', 0.0
         finally:
-            self.compute['asr'] += time.perf_counter() - t0
+            self._count_decode(time.perf_counter() - t0)
+
+    def _count_decode(self, seconds: float) -> None:
+        self.compute['asr'] += seconds
+        self._decode_s = seconds if self._decode_s == 0.0 else 0.8 * self._decode_s + 0.2 * seconds
 
     def _speculate(self, stream: TalkerStream) -> None:
         """A talker paused: decode the segment now, so that a final after the full silence is ready."""
@@ -1426,7 +1451,8 @@ class HearingStage(Stage):
         eot = turn_cues.end_of_turn_probability(seg.transcript, names=self.name_matcher.names) \
             if seg.transcript else 0.0
         if seg.early_done:
-            bc = turn_cues.backchannel_probability(seg.transcript, end - seg.start, early=seg.backchannel_early)
+            bc = turn_cues.backchannel_probability(seg.transcript, end - seg.start, early=seg.backchannel_early,
+                                                   ongoing=True)
             if seg.cut_in_heard and not seg.transcript:
                 bc = min(bc, CUT_IN_BACKCHANNEL_P)
         else:
