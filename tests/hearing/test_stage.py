@@ -1,6 +1,7 @@
 """HearingStage end to end on rendered rooms: utterances, directions, robots never taken for people."""
 import math
 import re
+from functools import lru_cache
 
 import numpy as np
 import pytest
@@ -224,6 +225,19 @@ def test_construction_refuses_what_the_models_cannot_take(hearing_models):
 @pytest.fixture(scope='module')
 def barge_in_heard(hearing_models):
     """Ada tells a story; 2.2 s in, a person says "Sorry, wait, what time is it?" over her voice."""
+    ada, scene, reference, t_person = barge_in_render()
+    stage = HearingStage(ada, [], HearingConfig(), models=hearing_models)
+    typical = hearing_models.recognizer.typical_decode_s
+    hearing_models.recognizer.typical_decode_s = 0.05     # as on a host where a decode is quick (a GPU)
+    try:
+        messages, _ = run_stage_on_audio(stage, scene.mics, SR, reference=reference, charge_compute=False)
+    finally:
+        hearing_models.recognizer.typical_decode_s = typical
+    return scene, stage, messages, t_person
+
+
+@lru_cache(maxsize=1)
+def barge_in_render():
     ada = scenes.make_robot(name='ada', position=(3.0, 2.5))
     story = tts('espeak:en+m3', 'Once upon a time a little boat sailed across the sea. Every morning the '
                                 'fishermen waved at it from the harbour, and the gulls followed it all day.')
@@ -234,9 +248,7 @@ def barge_in_heard(hearing_models):
                           (6.0, 5.0, 3.0), 0.4, 30, 'pink', seed=6, max_order=10)
     reference = np.zeros(scene.mics.shape[0], np.float32)
     reference[int(0.8 * SR):int(0.8 * SR) + story.size] = story
-    stage = HearingStage(ada, [], HearingConfig(), models=hearing_models)
-    messages, _ = run_stage_on_audio(stage, scene.mics, SR, reference=reference, charge_compute=False)
-    return scene, stage, messages, t_person
+    return ada, scene, reference, t_person
 
 
 def test_a_person_talking_over_the_robot_is_heard_at_once_and_the_robot_never(barge_in_heard):
@@ -649,3 +661,30 @@ def test_words_over_the_robot_are_decoded_with_the_first_acoustic_estimate(barge
     assert first.end - first.start < 0.25, (first.end - first.start, first.transcript)
     assert 'sorry' in words(first.transcript)
     assert stage.stats['asr barge-in decodes'] >= 1
+
+
+def test_the_acoustic_estimate_goes_out_before_the_decode_that_follows_it(barge_in_heard):
+    """The decode holds hearing as long as it runs: the estimate it follows must not wait for it."""
+    scene, stage, messages, t_person = barge_in_heard
+    partials = [(t, msg) for topic, msg, t in messages
+                if topic.endswith('hearing/utterances') and not msg.is_final]
+    estimated = [(t, msg) for t, msg in partials if msg.backchannel_probability > 0]
+    t_first, first = estimated[0]
+    assert not first.transcript
+    with_words = [(t, msg) for t, msg in partials if msg.transcript]
+    assert with_words and with_words[0][1].end == first.end and with_words[0][0] >= t_first
+    assert 'sorry' in words(with_words[0][1].transcript)
+
+
+def test_a_decode_slower_than_the_wait_for_the_next_estimate_is_deferred_to_it(hearing_models, monkeypatch):
+    ada, scene, reference, t_person = barge_in_render()
+    stage = HearingStage(ada, [], HearingConfig(), models=hearing_models)
+    monkeypatch.setattr(hearing_models.recognizer, 'typical_decode_s', 0.3)   # a CPU: Whisper takes 0.3 s
+    messages, _ = run_stage_on_audio(stage, scene.mics, SR, reference=reference, charge_compute=False)
+    assert stage.stats['asr barge-in decodes deferred to the next estimate'] == 1
+    assert stage.stats['asr barge-in decodes'] >= 1
+    # The first words come with the 0.3 s estimate, not the 0.18 s one.
+    t_words, first = next((t, msg) for topic, msg, t in messages
+                          if topic.endswith('hearing/utterances') and not msg.is_final and msg.transcript)
+    assert t_words - first.start >= 0.3 - 0.02, (t_words - first.start, first.transcript)
+    assert 'time' in words(finals(messages)[0].transcript)

@@ -44,6 +44,12 @@ class Transcript:
 
 class Recognizer(ABC):
     name = 'asr'
+    # Running mean of one decode's wall time on this host, kept by whoever times the decodes (hearing):
+    # a decode holds hearing that long. 0 until the first.
+    typical_decode_s: float = 0.0
+
+    def note_decode(self, seconds: float) -> None:
+        self.typical_decode_s = seconds if self.typical_decode_s == 0.0 else 0.8 * self.typical_decode_s + 0.2 * seconds
 
     @abstractmethod
     def transcribe(self, audio: np.ndarray, final: bool = True) -> Transcript:

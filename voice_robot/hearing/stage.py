@@ -239,7 +239,6 @@ class HearingStage(Stage):
         self._last_identities = -math.inf
         self._band = self._band_mask(config.doa.freq_range_hz)
         self.compute: Counter[str] = Counter()      # seconds of compute per part (diagnostics, bench)
-        self._decode_s = 0.0       # running mean of one ASR decode's wall time: it holds hearing that long
         self.suppressed: list[tuple[str, float, float]] = []     # (robot, start, end) of robot segments
         self._latest_mic = -math.inf
         self._audio_lag_max = 0.0
@@ -1083,7 +1082,7 @@ class HearingStage(Stage):
             later = EARLY_BACKCHANNEL_S[seg.early_count:]
             wants_words = not seg.transcript and cfg.asr.barge_in_words and cfg.asr.backend != 'none' \
                 and self._own_speaking(seg.start) and self.now() - t <= MAX_PARTIAL_LAG_S
-            if wants_words and later and self._decode_s > later[0] - (t - seg.start):
+            if wants_words and later and self.models.recognizer.typical_decode_s > later[0] - (t - seg.start):
                 # A decode now would hold back the next acoustic estimate (on a CPU a decode outlasts
                 # the 0.12 s between them): decode with that one instead.
                 self.stats['asr barge-in decodes deferred to the next estimate'] += 1
@@ -1176,7 +1175,7 @@ class HearingStage(Stage):
 
     def _count_decode(self, seconds: float) -> None:
         self.compute['asr'] += seconds
-        self._decode_s = seconds if self._decode_s == 0.0 else 0.8 * self._decode_s + 0.2 * seconds
+        self.models.recognizer.note_decode(seconds)
 
     def _speculate(self, stream: TalkerStream) -> None:
         """A talker paused: decode the segment now, so that a final after the full silence is ready."""
