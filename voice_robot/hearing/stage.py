@@ -1094,12 +1094,7 @@ class HearingStage(Stage):
                 pad = cfg.vad.pad_ms / 1000.0
                 text, confidence = self._transcribe(stream.audio(seg.start - pad, t))
                 self.stats['asr barge-in decodes'] += 1
-                cut_in = seg.cut_in_heard
-                if self._trust_words(text, confidence, t, seg):
-                    seg.transcript = text
-                    self._publish_utterance(stream, seg, end=t, final=False)
-                elif seg.cut_in_heard and not cut_in:
-                    self._publish_utterance(stream, seg, end=t, final=False)
+                self._publish_words(stream, seg, t, text, text, confidence)
                 # Until the words say which, decode again soon: every 0.1 s the robot talks on costs.
                 seg.next_asr_at = t + BARGE_IN_ASR_INTERVAL_S
             return
@@ -1137,12 +1132,18 @@ class HearingStage(Stage):
             self._count_decode(time.perf_counter() - t0)
             text, _ = self.name_matcher.correct(result.text)
             self._keep_as_speculation(stream, seg, t, text, result.confidence)
-            cut_in = seg.cut_in_heard
-            if self._trust_words(result.text, result.confidence, t, seg):
-                seg.transcript = text
-                self._publish_utterance(stream, seg, end=t, final=False)
-            elif seg.cut_in_heard and not cut_in:
-                self._publish_utterance(stream, seg, end=t, final=False)
+            self._publish_words(stream, seg, t, result.text, text, result.confidence)
+
+    def _publish_words(self, stream: TalkerStream, seg: Segment, t: float, heard: str, text: str,
+                       confidence: float) -> None:
+        """A partial with newly decoded words (``heard`` as decoded, ``text`` with names corrected), if
+        they are trusted; doubted words that first show a cut-in are published as that alone."""
+        cut_in = seg.cut_in_heard
+        if self._trust_words(heard, confidence, t, seg):
+            seg.transcript = text
+            self._publish_utterance(stream, seg, end=t, final=False)
+        elif seg.cut_in_heard and not cut_in:
+            self._publish_utterance(stream, seg, end=t, final=False)
 
     def _trust_words(self, text: str, confidence: float, t: float, seg: Segment | None = None) -> bool:
         if not text:
