@@ -758,13 +758,13 @@ def fit_over_own_voice_models(train: dict, test: dict, path=None) -> dict:
     from sklearn.metrics import roc_auc_score
     from voice_robot.hearing import turn_cues
     report, models = {}, {}
+    n_onset = turn_cues.BACKCHANNEL_FEATURE_MEAN.size      # barge_in_vector starts with onset_vector
     for window, (x, y, voices) in sorted(train.items()):
         xt, yt, vt = test[window]
         if len(y) < 40 or len(set(y.tolist())) < 2:
             continue
         model = _over_own_voice_classifier().fit(x, y)
         p = model.predict_proba(xt)[:, 1]
-        n_onset = turn_cues.BACKCHANNEL_FEATURE_MEAN.size      # barge_in_vector starts with onset_vector
         logistic = np.array([turn_cues.backchannel_probability_early_from_vector(row[:n_onset]) for row in xt])
         left_out = []
         for voice in sorted(set(voices.tolist())):

@@ -354,13 +354,16 @@ def _mel_filterbank(n_mels: int = 16, nfft: int = 512, sample_rate: int = SAMPLE
 _MEL = _mel_filterbank()
 
 
+def _log_mel(x: np.ndarray) -> np.ndarray:
+    """Log mel band energies per 10 ms frame (32 ms Hann windows)."""
+    fr = _frames(x, 512, 160) * np.hanning(512)[None, :]
+    return np.log(np.abs(np.fft.rfft(fr, axis=1)) ** 2 @ _MEL.T + 1e-10)
+
+
 def onset_vector(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, window_s: float = 0.18) -> np.ndarray:
     """The 40 early-backchannel features of the first ``window_s`` of an utterance."""
     named = onset_features(audio, sample_rate, window_s).vector()
-    x = np.asarray(audio, np.float32)[:int(window_s * sample_rate)]
-    fr = _frames(x, 512, 160) * np.hanning(512)[None, :]
-    spec = np.abs(np.fft.rfft(fr, axis=1)) ** 2
-    m = np.log(spec @ _MEL.T + 1e-10)
+    m = _log_mel(np.asarray(audio, np.float32)[:int(window_s * sample_rate)])
     m = m - m.mean(axis=1, keepdims=True)         # band shape, independent of level
     change = m[:3].mean(axis=0) - m[-3:].mean(axis=0)
     flux = float(np.abs(np.diff(m, axis=0)).mean()) if len(m) > 1 else 0.0
@@ -424,9 +427,7 @@ def barge_in_vector(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, window_s:
     """Features for the over-own-voice model: ``early_vector`` and the log-mel profile of the window in
     ``PROFILE_STEPS`` time steps relative to its loudest band (how the onset unfolds: a hum stays put,
     "sorry" or "wait" moves from a consonant into a vowel)."""
-    x = np.asarray(audio, np.float32)[:int(window_s * sample_rate)]
-    fr = _frames(x, 512, 160) * np.hanning(512)[None, :]
-    m = np.log(np.abs(np.fft.rfft(fr, axis=1)) ** 2 @ _MEL.T + 1e-10)
+    m = _log_mel(np.asarray(audio, np.float32)[:int(window_s * sample_rate)])
     m = m - m.max()
     steps = int(round(window_s / 0.01)) - 2
     m = m[:steps] if len(m) >= steps else np.vstack([m, np.repeat(m[-1:], steps - len(m), axis=0)])
