@@ -11,8 +11,8 @@ import soundfile
 
 from hearing_helpers import SR, tts
 from voice_robot.hearing import scenes
-from voice_robot.hearing.asr import (AsrError, OpenAiRecognizer, RobotNameMatcher, _collapse_loop,
-                                     bundled_whisper_path, make_recognizer, resolve_whisper_model)
+from voice_robot.hearing.asr import (AsrError, OpenAiRecognizer, RobotNameMatcher, bundled_whisper_path,
+                                     make_recognizer, resolve_whisper_model)
 from voice_robot.hearing.config import AsrConfig
 
 
@@ -62,25 +62,6 @@ def test_audio_longer_than_the_window_is_heard_to_its_end(windowed_recognizer):
     heard = words(windowed_recognizer.transcribe(long_audio).text)
     last_words = words(order[-1][1])[-5:]                       # the end of the audio: "... power to do for them"
     assert sum(w in heard for w in last_words) >= 4, (heard, last_words)
-
-
-def test_a_quick_decode_encodes_the_barge_in_window(recognizer):
-    """Decodes deciding a barge-in encode ``asr.barge_in_encoder_window_s``; the others Whisper's 30 s."""
-    assert recognizer.quick_window_s == AsrConfig().barge_in_encoder_window_s == 10
-    clip = tts('piper:joe', 'Sorry, wait.')
-    quick = recognizer.transcribe(clip, quick=True)
-    assert recognizer.model.window_frames == 1000
-    assert 'sorry' in words(quick.text) and quick.confidence > 0.3, quick
-    recognizer.transcribe(clip)
-    assert recognizer.model.window_frames == 3000
-
-
-def test_a_decoder_loop_on_a_fraction_of_a_second_is_heard_once():
-    assert _collapse_loop('Set. Set. Set. Set. Set.', 0.31) == 'Set.'
-    assert _collapse_loop('Sorry. Sorry, sorry. Sorry. Wait.', 0.4) == 'Sorry. Wait.'
-    # Repeats anyone can say in the time, and long utterances, are as decoded.
-    assert _collapse_loop('No, no, no.', 0.8) == 'No, no, no.'
-    assert _collapse_loop('It is very, very cold today.', 1.5) == 'It is very, very cold today.'
 
 
 def test_robot_names_are_recognised(recognizer):

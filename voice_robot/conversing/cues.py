@@ -55,18 +55,7 @@ INTERRUPTION_START = re.compile(r"^(wait|stop|sorry|excuse me|hold on|hang on|pa
 # enough: garbled residue of a "yeah" often comes out as "You know?" (voice-robot bench barge-in).
 INTERRUPTION_ASK = re.compile(r"^(what|where|when|who|why|how|can you|could you|would you|will you|please)\b")
 BACKCHANNEL_WORDS = {'mm', 'mmhmm', 'mm-hmm', 'mhm', 'uh-huh', 'uhhuh', 'yeah', 'yes', 'right', 'ok', 'okay',
-                     'sure', 'i see', 'hmm', 'yep', 'uh huh', 'mm hmm', 'got it', 'aha', 'ah', 'all right', 'alright'}
-_SQUEEZE = re.compile(r'[\s\-]+')
-_BACKCHANNELS_SQUEEZED = {_SQUEEZE.sub('', w) for w in BACKCHANNEL_WORDS}
-
-
-def listener_response(text: str) -> bool:
-    """The whole text is backchannels, however ASR spelled or repeated them: "Mm-hmm.", "Yeah, yeah.",
-    "M-H-M. M-H-M.", "Okay okay"."""
-    clauses = [c for c in re.split(r'[,.?!;:]', text.lower()) if c.strip()]
-    return bool(clauses) and all(
-        _SQUEEZE.sub('', c) in _BACKCHANNELS_SQUEEZED
-        or all(_SQUEEZE.sub('', w) in _BACKCHANNELS_SQUEEZED for w in c.split()) for c in clauses)
+                     'sure', 'i see', 'hmm', 'yep', 'uh huh', 'mm hmm', 'got it', 'aha', 'ah'}
 
 
 @dataclass
@@ -198,7 +187,8 @@ def text_cues(text: str, names: dict[str, list[str]]) -> TextCues:
         musing += 0.5
     if FIRST_PERSON_MUSING.search(lowered):
         musing += 0.5
-    backchannel_like = 1.0 if listener_response(text) else 0.0
+    bc_text = lowered.replace('-', ' ').strip()
+    backchannel_like = 1.0 if (bc_text in BACKCHANNEL_WORDS or lowered in BACKCHANNEL_WORDS) else 0.0
     interrupting = 1.0 if (any(INTERRUPTION_START.search(c) or INTERRUPTION_ASK.search(c) for c in clauses)
                            or any(nc.vocative >= 0.5 for nc in cues.values())) else 0.0
     return TextCues(names=cues, group=group, second_person=second, request=request,

@@ -28,7 +28,6 @@ import numpy as np
 SAMPLE_RATE = 16000
 MAX_TOKENS_PER_S = 7.0        # transcript tokens allowed per second of audio (speech needs about 4)
 MIN_TOKENS = 10
-MAX_WORDS_PER_S = 5.0         # faster than anyone talks
 log = logging.getLogger(__name__)
 
 
@@ -45,21 +44,16 @@ class Transcript:
 
 class Recognizer(ABC):
     name = 'asr'
-    # Running means of one decode's wall time on this host (regular, quick), kept by whoever times the
-    # decodes (hearing): a decode holds hearing that long. 0 until the first.
+    # Running mean of one decode's wall time on this host, kept by whoever times the decodes (hearing):
+    # a decode holds hearing that long. 0 until the first.
     typical_decode_s: float = 0.0
-    typical_quick_decode_s: float = 0.0
 
-    def note_decode(self, seconds: float, quick: bool = False) -> None:
-        name = 'typical_quick_decode_s' if quick else 'typical_decode_s'
-        mean = getattr(self, name)
-        setattr(self, name, seconds if mean == 0.0 else 0.8 * mean + 0.2 * seconds)
+    def note_decode(self, seconds: float) -> None:
+        self.typical_decode_s = seconds if self.typical_decode_s == 0.0 else 0.8 * self.typical_decode_s + 0.2 * seconds
 
     @abstractmethod
-    def transcribe(self, audio: np.ndarray, final: bool = True, quick: bool = False) -> Transcript:
-        """``final``: the utterance's transcript (not a partial). ``quick``: its latency matters more than
-        its accuracy (whether someone talking over the robot says "sorry" or "mm-hmm"); a backend with a
-        cheaper mode uses it."""
+    def transcribe(self, audio: np.ndarray, final: bool = True) -> Transcript:
+        ...
 
     def close(self) -> None:
         pass
@@ -133,24 +127,12 @@ def _windowed_whisper_model(WhisperModel):
     return WindowedWhisperModel
 
 
-def _collapse_loop(text: str, seconds: float) -> str:
-    """Whisper given a fraction of a second loops on its first word ("Set. Set. Set. Set. Set."): more
-    words than anyone says in that time are such a loop, kept as one of each run of repeats."""
-    tokens = text.split()
-    if len(tokens) <= MAX_WORDS_PER_S * seconds + 1:
-        return text
-    kept = [w for i, w in enumerate(tokens)
-            if i == 0 or w.strip('.,?!;:').lower() != tokens[i - 1].strip('.,?!;:').lower()]
-    return ' '.join(kept)
-
-
 class FasterWhisperRecognizer(Recognizer):
     name = 'faster_whisper'
 
     def __init__(self, model: str = 'tiny.en', device: str = 'cpu', compute_type: str = 'int8', cpu_threads: int = 2,
                  beam_size: int = 1, language: str | None = 'en', names: list[str] | None = None,
-                 allow_download: bool = False, encoder_window_s: float = WHISPER_WINDOW_S,
-                 quick_window_s: float = WHISPER_WINDOW_S):
+                 allow_download: bool = False, encoder_window_s: float = WHISPER_WINDOW_S):
         try:
             from faster_whisper import WhisperModel
         except ImportError:
@@ -158,7 +140,6 @@ class FasterWhisperRecognizer(Recognizer):
                            '(pip install faster-whisper==1.2.1)') from None
         source, local = resolve_whisper_model(model)
         self.encoder_window_s = min(max(encoder_window_s, 1.0), WHISPER_WINDOW_S)
-        self.quick_window_s = min(max(quick_window_s, 1.0), WHISPER_WINDOW_S)
         self._lock = threading.Lock()
         try:
             self.model = _windowed_whisper_model(WhisperModel)(
@@ -174,7 +155,7 @@ class FasterWhisperRecognizer(Recognizer):
         self.names = list(names or [])
         self.prompt = prompt_for(self.names) or None
 
-    def transcribe(self, audio, final=True, quick=False):
+    def transcribe(self, audio, final=True):
         audio = _check_audio(audio)
         if audio.size < int(0.1 * SAMPLE_RATE):
             return Transcript('', 0.0)
@@ -182,7 +163,7 @@ class FasterWhisperRecognizer(Recognizer):
         # would otherwise run to Whisper's 448-token limit, seconds of compute that stall hearing.
         max_tokens = int(MAX_TOKENS_PER_S * audio.size / SAMPLE_RATE) + MIN_TOKENS
         # The window covers the audio and a second of the silence Whisper expects after it.
-        window_s = max(self.quick_window_s if quick else self.encoder_window_s, audio.size / SAMPLE_RATE + 1.0)
+        window_s = max(self.encoder_window_s, audio.size / SAMPLE_RATE + 1.0)
         with self._lock:      # the window is per call, and a shared model may be called from threads
             self.model.window_frames = int(min(window_s, WHISPER_WINDOW_S) * FRAMES_PER_S)
             segments, _ = self.model.transcribe(
@@ -195,7 +176,7 @@ class FasterWhisperRecognizer(Recognizer):
                 logprobs.append(seg.avg_logprob)
                 lengths.append(max(1, len(seg.text)))
                 no_speech.append(seg.no_speech_prob)
-        text = _collapse_loop(' '.join(t for t in texts if t).strip(), audio.size / SAMPLE_RATE)
+        text = ' '.join(t for t in texts if t).strip()
         if not text:
             return Transcript('', 0.0)
         avg = float(np.average(logprobs, weights=lengths))
@@ -225,7 +206,7 @@ class OpenAiRecognizer(Recognizer):
         self.partials = partials      # each partial is a paid request: off unless asked
         self.failures = 0
 
-    def transcribe(self, audio, final=True, quick=False):
+    def transcribe(self, audio, final=True):
         audio = _check_audio(audio)
         if not final and not self.partials:
             return Transcript('', 0.0)
@@ -256,7 +237,7 @@ class NullRecognizer(Recognizer):
     """No ASR (``asr.backend: none``): utterances carry timing, direction and voice only."""
     name = 'none'
 
-    def transcribe(self, audio, final=True, quick=False):
+    def transcribe(self, audio, final=True):
         _check_audio(audio)
         return Transcript('', 0.0)
 
@@ -266,7 +247,7 @@ def make_recognizer(config, names: list[str] | None = None) -> Recognizer:
     if config.backend == 'faster_whisper':
         return FasterWhisperRecognizer(config.model, config.device, config.compute_type, config.cpu_threads,
                                        config.beam_size, config.language, names, config.allow_download,
-                                       config.encoder_window_s, config.barge_in_encoder_window_s)
+                                       config.encoder_window_s)
     if config.backend == 'openai':
         return OpenAiRecognizer(config.openai_model, config.api_key_env, config.base_url, config.timeout_s,
                                 config.language, names, config.openai_partials)

@@ -116,10 +116,6 @@ class AsrConfig(Section):
     # 0.39 -> 0.11 s at 10 s) but hears robot names less often (44 -> 37 of 70 test phrases): a knob for
     # slow hardware, off (30 = Whisper's own window) by default.
     encoder_window_s: float = Field(30.0, ge=1.0, le=30.0)
-    # The decodes that decide a barge-in (the first words said over this robot's voice) race the person's
-    # patience, not a name's spelling: "sorry" or "mm-hmm" is what they must tell. They encode this
-    # shorter window, so one fits between the 0.18 s and 0.3 s acoustic estimates even on a slow CPU.
-    barge_in_encoder_window_s: float = Field(10.0, ge=1.0, le=30.0)
     language: Optional[str] = 'en'
     partial_interval_s: float = Field(0.5, gt=0)      # first re-decode interval while someone speaks
     partial_growth: float = Field(1.3, ge=1.0, le=4.0)  # each next partial waits that much longer (compute)

@@ -6,11 +6,10 @@ microphone, per-bin near-end evidence (``echo.NearEndDetector``) and a residual-
 ``gevd`` estimator) and the multi-source tracker (a linear array reports the front image of each
 source); per live track: a beam (MVDR or delay-and-sum, nulls toward the other talkers), VAD on the
 beam, endpointing. An utterance opens when a tracked talker's beam has ``onset_ms`` of speech (first
-partial at once: barge-in latency), gets acoustic backchannel estimates at 0.18 s and 0.3 s (with the
-first words when it talks over this robot), partials with text from ``asr.min_partial_audio_s`` on
-(only while this robot speaks, unless ``asr.partials_while_idle``: there they decide barge-ins, so they
-are quick decodes, ``asr.barge_in_encoder_window_s``, every 0.2 s; otherwise spaced out by
-``asr.partial_growth``), and exactly one final after ``vad.min_silence_ms`` of
+partial at once: barge-in latency), gets acoustic backchannel estimates at 0.18 s and 0.3 s (at 0.3 s
+with the first words when it talks over this robot), partials with text from ``asr.min_partial_audio_s``
+on (spaced out by ``asr.partial_growth``; only while this robot speaks, where they decide barge-ins,
+unless ``asr.partials_while_idle``), and exactly one final after ``vad.min_silence_ms`` of
 silence with transcript, voice id, end-of-turn and backchannel probabilities. The final's transcript
 is decoded speculatively once the talker has paused ``asr.speculative_after_ms``, so a longer
 silence (commas do not split sentences) does not delay it; a VAD blip shorter than the decode's pad
@@ -1083,7 +1082,7 @@ class HearingStage(Stage):
             later = EARLY_BACKCHANNEL_S[seg.early_count:]
             wants_words = not seg.transcript and cfg.asr.barge_in_words and cfg.asr.backend != 'none' \
                 and self._own_speaking(seg.start) and self.now() - t <= MAX_PARTIAL_LAG_S
-            if wants_words and later and self.models.recognizer.typical_quick_decode_s > later[0] - (t - seg.start):
+            if wants_words and later and self.models.recognizer.typical_decode_s > later[0] - (t - seg.start):
                 # A decode now would hold back the next acoustic estimate (on a CPU a decode outlasts
                 # the 0.12 s between them): decode with that one instead.
                 self.stats['asr barge-in decodes deferred to the next estimate'] += 1
@@ -1093,7 +1092,7 @@ class HearingStage(Stage):
                 # each acoustic estimate until words are trusted (0.18 s often holds "sorry" already;
                 # barge-ins are rare, so the extra decode costs little), before the regular partials.
                 pad = cfg.vad.pad_ms / 1000.0
-                text, confidence = self._transcribe(stream.audio(seg.start - pad, t), quick=True)
+                text, confidence = self._transcribe(stream.audio(seg.start - pad, t))
                 self.stats['asr barge-in decodes'] += 1
                 self._publish_words(stream, seg, t, text, text, confidence)
                 # Until the words say which, decode again soon: every 0.1 s the robot talks on costs.
@@ -1109,32 +1108,30 @@ class HearingStage(Stage):
                 self._learn_peer_direction(peer, az)
                 return self._withdraw_as_robot(stream, seg, t, peer)
         if t >= seg.next_asr_at and cfg.asr.backend != 'none':
-            # Each partial re-decodes the utterance so far: space them out as it grows, but not while it
-            # talks over us. Then every decode serves the barge-in decision: a quick one, soon again
-            # (an early wrong word, "yeah" for "just a moment", must not stand for long).
+            # Each partial re-decodes the utterance so far: space them out as it grows (but not while
+            # it talks over us and has no words yet: those decide whether we stop).
             seg.asr_interval *= cfg.asr.partial_growth
-            barge_in = self._own_speaking(t)
+            barge_in = self._own_speaking(t) and not seg.transcript
             seg.next_asr_at = t + (BARGE_IN_ASR_INTERVAL_S if barge_in else seg.asr_interval)
             if self.now() - t > MAX_PARTIAL_LAG_S:
                 # Processing is behind the audio: partial text would be stale; catch up first.
                 self.stats['asr partials skipped (behind)'] += 1
                 return
-            if not barge_in and not cfg.asr.partials_while_idle:
+            if not barge_in and not cfg.asr.partials_while_idle and not self._own_speaking(t):
                 self.stats['asr partials skipped (idle)'] += 1
                 return
             audio = stream.audio(seg.start - cfg.vad.pad_ms / 1000.0, t)
             t0 = time.perf_counter()
             try:
-                result = self.models.recognizer.transcribe(audio, final=False, quick=barge_in)
+                result = self.models.recognizer.transcribe(audio, final=False)
             except Exception as exc:     # a failing recogniser must not stop hearing
                 self.stats['asr errors'] += 1
                 self.drop('asr failed', f'{type(exc).__name__}: {exc}')
                 return
             self.stats['asr partial decodes'] += 1
-            self._count_decode(time.perf_counter() - t0, barge_in)
+            self._count_decode(time.perf_counter() - t0)
             text, _ = self.name_matcher.correct(result.text)
-            if not barge_in:      # a quick decode is not final quality
-                self._keep_as_speculation(stream, seg, t, text, result.confidence)
+            self._keep_as_speculation(stream, seg, t, text, result.confidence)
             self._publish_words(stream, seg, t, result.text, text, result.confidence)
 
     def _publish_words(self, stream: TalkerStream, seg: Segment, t: float, heard: str, text: str,
@@ -1161,14 +1158,13 @@ class HearingStage(Stage):
             return False
         return True
 
-    def _transcribe(self, audio: np.ndarray, quick: bool = False) -> tuple[str, float]:
-        """Final-quality transcript (names corrected) and confidence; ('', 0) when ASR fails or is off.
-        ``quick``: a decode that decides a barge-in (``asr.barge_in_encoder_window_s``)."""
+    def _transcribe(self, audio: np.ndarray) -> tuple[str, float]:
+        """Final-quality transcript (names corrected) and confidence; ('', 0) when ASR fails or is off."""
         if self.config.asr.backend == 'none':
             return '', 0.0
         t0 = time.perf_counter()
         try:
-            result = self.models.recognizer.transcribe(audio, final=True, quick=quick)
+            result = self.models.recognizer.transcribe(audio, final=True)
             text, _ = self.name_matcher.correct(result.text)
             return text, result.confidence
         except Exception as exc:     # a failing recogniser must not stop hearing
@@ -1176,11 +1172,11 @@ class HearingStage(Stage):
             self.drop('asr failed', f'{type(exc).__name__}: {exc}')
             return '', 0.0
         finally:
-            self._count_decode(time.perf_counter() - t0, quick)
+            self._count_decode(time.perf_counter() - t0)
 
-    def _count_decode(self, seconds: float, quick: bool = False) -> None:
+    def _count_decode(self, seconds: float) -> None:
         self.compute['asr'] += seconds
-        self.models.recognizer.note_decode(seconds, quick)
+        self.models.recognizer.note_decode(seconds)
 
     def _speculate(self, stream: TalkerStream) -> None:
         """A talker paused: decode the segment now, so that a final after the full silence is ready."""
