@@ -82,18 +82,14 @@ SLOWEST_RATE = 0.25
 
 
 def measure_decode_s(system: SystemConfig) -> float:
-    """Seconds one warm decode of 2 s of audio takes here with the configured recogniser at Whisper's own
-    window (0 when it is not a local model: an API's latency is not this host's compute)."""
+    """Seconds one warm decode of 2 s of audio takes here with the configured recogniser (0 when it
+    is not a local model: an API's latency is not this host's compute)."""
     import time
 
     import numpy as np
 
     from voice_robot.hearing.asr import make_recognizer
-    # At Whisper's own 30 s window, as the anchors above were measured: a shorter window makes the
-    # decode cheaper, not the rest of hearing (a 0.25 s decode at 20 s fell behind at 1x on a host whose
-    # 30 s decode takes 0.39 s).
-    asr = system.hearing.asr.model_copy(update={'cpu_threads': min(system.hearing.asr.cpu_threads, os.cpu_count() or 1),
-                                                'encoder_window_s': 30.0})
+    asr = system.hearing.asr.model_copy(update={'cpu_threads': min(system.hearing.asr.cpu_threads, os.cpu_count() or 1)})
     if asr.backend != 'faster_whisper':
         return 0.0
     recognizer = make_recognizer(asr)
