@@ -47,11 +47,25 @@ def windowed_recognizer():
 
 
 def test_a_short_encoder_window_hears_what_the_full_window_hears(recognizer, windowed_recognizer):
-    assert recognizer.encoder_window_s == AsrConfig().encoder_window_s == 30
+    """The default window (20 s) and a 10 s one hear recorded speech as Whisper's own 30 s does, which
+    the default keeps for audio heard over the robot's own voice."""
+    assert recognizer.encoder_window_s == AsrConfig().encoder_window_s == 20
+    assert recognizer.over_own_voice_window_s == AsrConfig().over_own_voice_encoder_window_s == 30
     for clip, text in scenes.librivox_clips()[1:4]:
-        short, whole = windowed_recognizer.transcribe(clip), recognizer.transcribe(clip)
-        assert word_recall(short.text, text) >= word_recall(whole.text, text) - 0.1, (short.text, whole.text)
-        assert abs(short.confidence - whole.confidence) < 0.15
+        whole = recognizer.transcribe(clip, over_own_voice=True)
+        for short in (recognizer.transcribe(clip), windowed_recognizer.transcribe(clip)):
+            assert word_recall(short.text, text) >= word_recall(whole.text, text) - 0.1, (short.text, whole.text)
+            assert abs(short.confidence - whole.confidence) < 0.15
+
+
+def test_decodes_over_its_own_voice_encode_the_longer_window(recognizer):
+    clip, _ = scenes.librivox_clips()[1]
+    recognizer.transcribe(clip[:2 * SR], over_own_voice=True)
+    assert recognizer.model.window_frames == 3000                   # 30 s of 10 ms frames
+    recognizer.transcribe(clip[:2 * SR])
+    assert recognizer.model.window_frames == 2000
+    recognizer.transcribe(np.resize(clip, 21 * SR))               # never shorter than the audio and 1 s
+    assert recognizer.model.window_frames == 2200
 
 
 def test_audio_longer_than_the_window_is_heard_to_its_end(windowed_recognizer):
@@ -64,15 +78,28 @@ def test_audio_longer_than_the_window_is_heard_to_its_end(windowed_recognizer):
     assert sum(w in heard for w in last_words) >= 4, (heard, last_words)
 
 
-def test_robot_names_are_recognised(recognizer):
+def names_heard(recognizer, over_own_voice):
     matcher = RobotNameMatcher({'ada': 'ada', 'bruno': 'bruno', 'Bruno': 'bruno'})
+    heard = []
     for voice in ('flite:slt', 'piper:joe', 'flite:awb'):
-        result = recognizer.transcribe(tts(voice, 'Ada, what time is it?'))
-        text, mentioned = matcher.correct(result.text)
-        assert 'ada' in mentioned, (voice, result.text)
-        result = recognizer.transcribe(tts(voice, 'Bruno, where is the restroom?'))
-        text, mentioned = matcher.correct(result.text)
-        assert 'bruno' in mentioned, (voice, result.text)
+        for name, phrase in (('ada', 'Ada, what time is it?'), ('bruno', 'Bruno, where is the restroom?')):
+            result = recognizer.transcribe(tts(voice, phrase), over_own_voice=over_own_voice)
+            text, mentioned = matcher.correct(result.text)
+            heard.append((name in mentioned, voice, text))
+    return heard
+
+
+def test_robot_names_are_recognised(recognizer):
+    """At Whisper's own 30 s window (used over the robot's own voice) every voice's vocative is heard."""
+    heard = names_heard(recognizer, over_own_voice=True)
+    assert all(ok for ok, _, _ in heard), heard
+
+
+def test_the_default_window_hears_most_robot_names(recognizer):
+    """The default 20 s window answers sooner but hears fewer names: flite's awb voice saying "Ada,
+    what time is it?" comes out as "A. What time is it?" (60 clean phrases: 52 names against 54)."""
+    heard = names_heard(recognizer, over_own_voice=False)
+    assert sum(ok for ok, _, _ in heard) >= len(heard) - 1, heard
 
 
 def test_name_matcher_fixes_near_misses_but_leaves_ordinary_words():

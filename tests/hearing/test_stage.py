@@ -217,6 +217,24 @@ def test_doubtful_words_that_open_like_a_cut_in_still_mark_the_utterance(ada_tel
     assert stage.stats['cut-ins heard in doubted words (over own voice)'] == 1
 
 
+def test_audio_heard_while_it_plays_its_voice_is_decoded_over_own_voice(ada_telling_a_story):
+    stage, talking = ada_telling_a_story
+    assert stage._over_own_voice(talking - 0.5, talking)
+    assert stage._over_own_voice(0.2, 1.1)                           # the story starts within
+    assert not stage._over_own_voice(0.2, 0.9)
+    end = stage.reference.last_active
+    assert stage._over_own_voice(end + 0.3, end + 1.0)               # its tail ring (echo.robot_tail_s)
+    assert not stage._over_own_voice(end + 0.5, end + 1.0)
+    assert not stage._over_own_voice(talking + 10.0, talking + 12.0)
+
+
+def test_only_decodes_over_its_own_voice_use_the_longer_window(two_talkers_heard, barge_in_heard):
+    _, idle, _ = two_talkers_heard
+    _, talking, _, _ = barge_in_heard
+    assert idle.stats['asr decodes (default window)'] >= 2 and idle.stats['asr decodes over own voice (longer window)'] == 0
+    assert talking.stats['asr decodes over own voice (longer window)'] >= 2 and talking.stats['asr decodes (default window)'] == 0
+
+
 def test_construction_refuses_what_the_models_cannot_take(hearing_models):
     with pytest.raises(ValueError, match='16 kHz'):
         HearingStage(scenes.make_robot(), [], HearingConfig(sample_rate=48000), models=hearing_models)
@@ -227,12 +245,12 @@ def barge_in_heard(hearing_models):
     """Ada tells a story; 2.2 s in, a person says "Sorry, wait, what time is it?" over her voice."""
     ada, scene, reference, t_person = barge_in_render()
     stage = HearingStage(ada, [], HearingConfig(), models=hearing_models)
-    typical = hearing_models.recognizer.typical_decode_s
-    hearing_models.recognizer.typical_decode_s = 0.05     # as on a host where a decode is quick (a GPU)
+    typical = hearing_models.recognizer.typical_over_own_voice_decode_s
+    hearing_models.recognizer.typical_over_own_voice_decode_s = 0.05     # as on a host where a decode is quick (a GPU)
     try:
         messages, _ = run_stage_on_audio(stage, scene.mics, SR, reference=reference, charge_compute=False)
     finally:
-        hearing_models.recognizer.typical_decode_s = typical
+        hearing_models.recognizer.typical_over_own_voice_decode_s = typical
     return scene, stage, messages, t_person
 
 
@@ -679,7 +697,7 @@ def test_the_acoustic_estimate_goes_out_before_the_decode_that_follows_it(barge_
 def test_a_decode_slower_than_the_wait_for_the_next_estimate_is_deferred_to_it(hearing_models, monkeypatch):
     ada, scene, reference, t_person = barge_in_render()
     stage = HearingStage(ada, [], HearingConfig(), models=hearing_models)
-    monkeypatch.setattr(hearing_models.recognizer, 'typical_decode_s', 0.3)   # a CPU: Whisper takes 0.3 s
+    monkeypatch.setattr(hearing_models.recognizer, 'typical_over_own_voice_decode_s', 0.3)   # a CPU: Whisper takes 0.3 s
     messages, _ = run_stage_on_audio(stage, scene.mics, SR, reference=reference, charge_compute=False)
     assert stage.stats['asr barge-in decodes deferred to the next estimate'] == 1
     assert stage.stats['asr barge-in decodes'] >= 1

@@ -44,16 +44,21 @@ class Transcript:
 
 class Recognizer(ABC):
     name = 'asr'
-    # Running mean of one decode's wall time on this host, kept by whoever times the decodes (hearing):
-    # a decode holds hearing that long. 0 until the first.
+    # Running means of one decode's wall time on this host (regular, over the robot's own voice), kept
+    # by whoever times the decodes (hearing): a decode holds hearing that long. 0 until the first.
     typical_decode_s: float = 0.0
+    typical_over_own_voice_decode_s: float = 0.0
 
-    def note_decode(self, seconds: float) -> None:
-        self.typical_decode_s = seconds if self.typical_decode_s == 0.0 else 0.8 * self.typical_decode_s + 0.2 * seconds
+    def note_decode(self, seconds: float, over_own_voice: bool = False) -> None:
+        name = 'typical_over_own_voice_decode_s' if over_own_voice else 'typical_decode_s'
+        mean = getattr(self, name)
+        setattr(self, name, seconds if mean == 0.0 else 0.8 * mean + 0.2 * seconds)
 
     @abstractmethod
-    def transcribe(self, audio: np.ndarray, final: bool = True) -> Transcript:
-        ...
+    def transcribe(self, audio: np.ndarray, final: bool = True, over_own_voice: bool = False) -> Transcript:
+        """``final``: the utterance's transcript (not a partial). ``over_own_voice``: the audio was heard
+        while this robot played its own voice, whose residue a cheaper decode more readily hears as
+        words; a backend with a cheaper mode keeps its most careful one for such audio."""
 
     def close(self) -> None:
         pass
@@ -132,7 +137,8 @@ class FasterWhisperRecognizer(Recognizer):
 
     def __init__(self, model: str = 'tiny.en', device: str = 'cpu', compute_type: str = 'int8', cpu_threads: int = 2,
                  beam_size: int = 1, language: str | None = 'en', names: list[str] | None = None,
-                 allow_download: bool = False, encoder_window_s: float = WHISPER_WINDOW_S):
+                 allow_download: bool = False, encoder_window_s: float = WHISPER_WINDOW_S,
+                 over_own_voice_window_s: float = WHISPER_WINDOW_S):
         try:
             from faster_whisper import WhisperModel
         except ImportError:
@@ -140,6 +146,7 @@ class FasterWhisperRecognizer(Recognizer):
                            '(pip install faster-whisper==1.2.1)') from None
         source, local = resolve_whisper_model(model)
         self.encoder_window_s = min(max(encoder_window_s, 1.0), WHISPER_WINDOW_S)
+        self.over_own_voice_window_s = min(max(over_own_voice_window_s, 1.0), WHISPER_WINDOW_S)
         self._lock = threading.Lock()
         try:
             self.model = _windowed_whisper_model(WhisperModel)(
@@ -155,7 +162,7 @@ class FasterWhisperRecognizer(Recognizer):
         self.names = list(names or [])
         self.prompt = prompt_for(self.names) or None
 
-    def transcribe(self, audio, final=True):
+    def transcribe(self, audio, final=True, over_own_voice=False):
         audio = _check_audio(audio)
         if audio.size < int(0.1 * SAMPLE_RATE):
             return Transcript('', 0.0)
@@ -163,7 +170,8 @@ class FasterWhisperRecognizer(Recognizer):
         # would otherwise run to Whisper's 448-token limit, seconds of compute that stall hearing.
         max_tokens = int(MAX_TOKENS_PER_S * audio.size / SAMPLE_RATE) + MIN_TOKENS
         # The window covers the audio and a second of the silence Whisper expects after it.
-        window_s = max(self.encoder_window_s, audio.size / SAMPLE_RATE + 1.0)
+        window = self.over_own_voice_window_s if over_own_voice else self.encoder_window_s
+        window_s = max(window, audio.size / SAMPLE_RATE + 1.0)
         with self._lock:      # the window is per call, and a shared model may be called from threads
             self.model.window_frames = int(min(window_s, WHISPER_WINDOW_S) * FRAMES_PER_S)
             segments, _ = self.model.transcribe(
@@ -206,7 +214,7 @@ class OpenAiRecognizer(Recognizer):
         self.partials = partials      # each partial is a paid request: off unless asked
         self.failures = 0
 
-    def transcribe(self, audio, final=True):
+    def transcribe(self, audio, final=True, over_own_voice=False):
         audio = _check_audio(audio)
         if not final and not self.partials:
             return Transcript('', 0.0)
@@ -237,7 +245,7 @@ class NullRecognizer(Recognizer):
     """No ASR (``asr.backend: none``): utterances carry timing, direction and voice only."""
     name = 'none'
 
-    def transcribe(self, audio, final=True):
+    def transcribe(self, audio, final=True, over_own_voice=False):
         _check_audio(audio)
         return Transcript('', 0.0)
 
@@ -247,7 +255,7 @@ def make_recognizer(config, names: list[str] | None = None) -> Recognizer:
     if config.backend == 'faster_whisper':
         return FasterWhisperRecognizer(config.model, config.device, config.compute_type, config.cpu_threads,
                                        config.beam_size, config.language, names, config.allow_download,
-                                       config.encoder_window_s)
+                                       config.encoder_window_s, config.over_own_voice_encoder_window_s)
     if config.backend == 'openai':
         return OpenAiRecognizer(config.openai_model, config.api_key_env, config.base_url, config.timeout_s,
                                 config.language, names, config.openai_partials)

@@ -113,9 +113,13 @@ class AsrConfig(Section):
     beam_size: int = Field(1, ge=1, le=10)
     # Whisper encodes 30 s however short the audio. A shorter window (never shorter than the audio plus
     # 1 s) cuts a CPU decode of a short utterance by most of the encoder's share (tiny.en, 2 threads:
-    # 0.39 -> 0.11 s at 10 s) but hears robot names less often (44 -> 37 of 70 test phrases): a knob for
-    # slow hardware, off (30 = Whisper's own window) by default.
-    encoder_window_s: float = Field(30.0, ge=1.0, le=30.0)
+    # 0.37 -> 0.25 s at 20 s, 0.11 s at 10 s), and the decode after a talker pauses is most of the
+    # answer's latency; it hears robot names a little less often (54 -> 52 of 60 clean phrases at 20 s).
+    encoder_window_s: float = Field(20.0, ge=1.0, le=30.0)
+    # Audio heard while this robot plays its voice (barge-in decisions, partials, finals of speech over
+    # it): the canceller's residue comes out of a shorter window as words nobody said more often, and
+    # such words stop the robot. Whisper's own window by default.
+    over_own_voice_encoder_window_s: float = Field(30.0, ge=1.0, le=30.0)
     language: Optional[str] = 'en'
     partial_interval_s: float = Field(0.5, gt=0)      # first re-decode interval while someone speaks
     partial_growth: float = Field(1.3, ge=1.0, le=4.0)  # each next partial waits that much longer (compute)

@@ -1082,7 +1082,8 @@ class HearingStage(Stage):
             later = EARLY_BACKCHANNEL_S[seg.early_count:]
             wants_words = not seg.transcript and cfg.asr.barge_in_words and cfg.asr.backend != 'none' \
                 and self._own_speaking(seg.start) and self.now() - t <= MAX_PARTIAL_LAG_S
-            if wants_words and later and self.models.recognizer.typical_decode_s > later[0] - (t - seg.start):
+            if wants_words and later and \
+                    self.models.recognizer.typical_over_own_voice_decode_s > later[0] - (t - seg.start):
                 # A decode now would hold back the next acoustic estimate (on a CPU a decode outlasts
                 # the 0.12 s between them): decode with that one instead.
                 self.stats['asr barge-in decodes deferred to the next estimate'] += 1
@@ -1092,7 +1093,7 @@ class HearingStage(Stage):
                 # each acoustic estimate until words are trusted (0.18 s often holds "sorry" already;
                 # barge-ins are rare, so the extra decode costs little), before the regular partials.
                 pad = cfg.vad.pad_ms / 1000.0
-                text, confidence = self._transcribe(stream.audio(seg.start - pad, t))
+                text, confidence = self._transcribe(stream.audio(seg.start - pad, t), over_own_voice=True)
                 self.stats['asr barge-in decodes'] += 1
                 self._publish_words(stream, seg, t, text, text, confidence)
                 # Until the words say which, decode again soon: every 0.1 s the robot talks on costs.
@@ -1121,15 +1122,16 @@ class HearingStage(Stage):
                 self.stats['asr partials skipped (idle)'] += 1
                 return
             audio = stream.audio(seg.start - cfg.vad.pad_ms / 1000.0, t)
+            over_own_voice = self._over_own_voice(seg.start - cfg.vad.pad_ms / 1000.0, t)
             t0 = time.perf_counter()
             try:
-                result = self.models.recognizer.transcribe(audio, final=False)
+                result = self.models.recognizer.transcribe(audio, final=False, over_own_voice=over_own_voice)
             except Exception as exc:     # a failing recogniser must not stop hearing
                 self.stats['asr errors'] += 1
                 self.drop('asr failed', f'{type(exc).__name__}: {exc}')
                 return
             self.stats['asr partial decodes'] += 1
-            self._count_decode(time.perf_counter() - t0)
+            self._count_decode(time.perf_counter() - t0, over_own_voice)
             text, _ = self.name_matcher.correct(result.text)
             self._keep_as_speculation(stream, seg, t, text, result.confidence)
             self._publish_words(stream, seg, t, result.text, text, result.confidence)
@@ -1158,13 +1160,13 @@ class HearingStage(Stage):
             return False
         return True
 
-    def _transcribe(self, audio: np.ndarray) -> tuple[str, float]:
+    def _transcribe(self, audio: np.ndarray, over_own_voice: bool) -> tuple[str, float]:
         """Final-quality transcript (names corrected) and confidence; ('', 0) when ASR fails or is off."""
         if self.config.asr.backend == 'none':
             return '', 0.0
         t0 = time.perf_counter()
         try:
-            result = self.models.recognizer.transcribe(audio, final=True)
+            result = self.models.recognizer.transcribe(audio, final=True, over_own_voice=over_own_voice)
             text, _ = self.name_matcher.correct(result.text)
             return text, result.confidence
         except Exception as exc:     # a failing recogniser must not stop hearing
@@ -1172,11 +1174,20 @@ class HearingStage(Stage):
             self.drop('asr failed', f'{type(exc).__name__}: {exc}')
             return '', 0.0
         finally:
-            self._count_decode(time.perf_counter() - t0)
+            self._count_decode(time.perf_counter() - t0, over_own_voice)
 
-    def _count_decode(self, seconds: float) -> None:
+    def _count_decode(self, seconds: float, over_own_voice: bool) -> None:
         self.compute['asr'] += seconds
-        self.models.recognizer.note_decode(seconds)
+        self.stats['asr decodes over own voice (longer window)' if over_own_voice else 'asr decodes (default window)'] += 1
+        self.models.recognizer.note_decode(seconds, over_own_voice)
+
+    def _over_own_voice(self, start: float, end: float) -> bool:
+        """Did this robot play its voice (or its tail ring) while [start, end] was heard?"""
+        tail = self.config.echo.robot_tail_s
+        if self.reference.last_active < start - tail:
+            return False
+        played = self.reference.get(start - tail, int((end - start + tail) * self.sample_rate))
+        return float(np.max(np.abs(played), initial=0.0)) > 1e-4
 
     def _speculate(self, stream: TalkerStream) -> None:
         """A talker paused: decode the segment now, so that a final after the full silence is ready."""
@@ -1194,7 +1205,8 @@ class HearingStage(Stage):
             return
         pad = cfg.vad.pad_ms / 1000.0
         seg.speculative_end = end
-        seg.speculative_text, seg.speculative_confidence = self._transcribe(stream.audio(seg.start - pad, end + pad))
+        seg.speculative_text, seg.speculative_confidence = self._transcribe(
+            stream.audio(seg.start - pad, end + pad), self._over_own_voice(seg.start - pad, end + pad))
         self.stats['asr speculative decodes'] += 1
         seg.next_asr_at = max(seg.next_asr_at, end + seg.asr_interval)
         # Kept for the final either way (which judges the words again); a partial shows only words
@@ -1268,7 +1280,7 @@ class HearingStage(Stage):
             text, confidence = seg.speculative_text, seg.speculative_confidence
             self.stats['asr speculative finals used'] += 1
         else:
-            text, confidence = self._transcribe(audio)
+            text, confidence = self._transcribe(audio, self._over_own_voice(seg.start - pad, end + pad))
         if text and not self._trust_words(text, confidence, end):
             # Garbled residue of our own voice: what was said is unknown (a "mm-hmm", most likely), and
             # words nobody said must not become a turn to answer. Who made the sound can still be known:
