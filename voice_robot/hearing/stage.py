@@ -1121,8 +1121,8 @@ class HearingStage(Stage):
             if not barge_in and not cfg.asr.partials_while_idle and not self._own_speaking(t):
                 self.stats['asr partials skipped (idle)'] += 1
                 return
-            audio = stream.audio(seg.start - cfg.vad.pad_ms / 1000.0, t)
-            over_own_voice = self._over_own_voice(seg.start - cfg.vad.pad_ms / 1000.0, t)
+            begin = seg.start - cfg.vad.pad_ms / 1000.0
+            audio, over_own_voice = stream.audio(begin, t), self._over_own_voice(begin, t)
             t0 = time.perf_counter()
             try:
                 result = self.models.recognizer.transcribe(audio, final=False, over_own_voice=over_own_voice)
