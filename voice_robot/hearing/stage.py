@@ -863,8 +863,12 @@ class HearingStage(Stage):
     def _own_speaking(self, t: float) -> bool:
         tail = self.config.echo.robot_tail_s
         return self.config.echo.cancel_own and self.reference.last_active >= t - tail - self.hop_s \
-            and float(np.max(np.abs(self.reference.get(t - tail - 0.2, int((tail + 0.2) * self.sample_rate))),
-                             initial=0.0)) > 1e-4
+            and self._played(t - tail - 0.2, tail + 0.2)
+
+    def _played(self, start: float, seconds: float) -> bool:
+        """Did this robot play anything audible in ``seconds`` from ``start``?"""
+        played = self.reference.get(start, int(seconds * self.sample_rate))
+        return float(np.max(np.abs(played), initial=0.0)) > 1e-4
 
     def _first_near_end_hop(self, t: float) -> float:
         """Stamp of the first hop since t with near-end (person) evidence, or t when there is none."""
@@ -1184,10 +1188,7 @@ class HearingStage(Stage):
     def _over_own_voice(self, start: float, end: float) -> bool:
         """Did this robot play its voice (or its tail ring) while [start, end] was heard?"""
         tail = self.config.echo.robot_tail_s
-        if self.reference.last_active < start - tail:
-            return False
-        played = self.reference.get(start - tail, int((end - start + tail) * self.sample_rate))
-        return float(np.max(np.abs(played), initial=0.0)) > 1e-4
+        return self.reference.last_active >= start - tail and self._played(start - tail, end - start + tail)
 
     def _speculate(self, stream: TalkerStream) -> None:
         """A talker paused: decode the segment now, so that a final after the full silence is ready."""
