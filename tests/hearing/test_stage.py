@@ -164,8 +164,9 @@ def test_its_own_voice_is_cancelled_and_never_heard_as_a_person(hearing_models):
     assert stage.stats['blocks echo-dominated'] > 0
 
 
-def test_a_stretch_that_follows_its_own_played_voice_is_its_own_voice(hearing_models):
-    """The canceller's residue keeps the envelope of what the robot plays; a person over it does not."""
+@pytest.fixture
+def own_voice_rig(hearing_models):
+    """Ada playing a sentence, and beams that hear a signal as a level trail (what ``_own_voice`` reads)."""
     from voice_robot.hearing.segmenter import TalkerStream
     ada = scenes.make_robot(name='ada', position=(3.0, 2.5))
     stage = HearingStage(ada, [], HearingConfig(), models=hearing_models)
@@ -184,10 +185,30 @@ def test_a_stretch_that_follows_its_own_played_voice_is_its_own_voice(hearing_mo
             stream.trail.push(i * hop / SR, float(np.mean(x[i * hop:(i + 1) * hop] ** 2)))
         return stream
 
-    end = 1.0 + story.size / SR
+    return stage, story, person, beam_hearing, 1.0 + story.size / SR
+
+
+def test_a_stretch_that_follows_its_own_played_voice_is_its_own_voice(own_voice_rig):
+    """The canceller's residue keeps the envelope of what the robot plays; a person over it does not."""
+    stage, story, person, beam_hearing, end = own_voice_rig
     assert stage._own_voice(beam_hearing(story, 0.02), 1.2, end)         # residue, 20 ms late
     assert not stage._own_voice(beam_hearing(person, 0.02), 1.2, end)    # a person talking meanwhile
     assert not stage._own_voice(beam_hearing(story, 0.02), end + 1.0, end + 2.0)   # not speaking then
+
+
+def test_partials_of_what_only_follows_its_own_voice_are_held_back(own_voice_rig):
+    """Floor control stops the robot for speech going on over it: residue must not read as that."""
+    stage, story, person, beam_hearing, end = own_voice_rig
+    published = []
+    stage.bind(lambda topic, msg: published.append(msg), lambda: end)
+    for name, signal in (('residue', story), ('person', person)):
+        seg = Segment(f'ada/{name}', 1, 1.2)
+        seg.early_done = True
+        for heard in (0.15, 0.3, end - 1.2):     # too short to tell, early (stricter), long enough
+            stage._publish_utterance(beam_hearing(signal, 0.02), seg, 1.2 + heard, final=False)
+    assert [u.utterance_id for u in published] == ['ada/residue'] + ['ada/person'] * 3
+    assert published[-1].end == pytest.approx(end)
+    assert stage.stats['partials held back (follow own voice)'] == 2
 
 
 @pytest.fixture

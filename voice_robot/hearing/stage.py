@@ -18,7 +18,7 @@ after that pause, or a partial decoded after it, needs no second decode.
 Robot speech is never an utterance: the robot's own voice is cancelled and, while it plays, a segment
 is a person's only if enough time-frequency bins stand out from the expected residual echo (it starts
 where they first do) and its level envelope does not follow what the robot plays (the canceller's
-residue keeps that envelope); words decoded over the robot's voice count only with ASR confidence
+residue keeps that envelope: its partials are held back while it does, its final is withdrawn); words decoded over the robot's voice count only with ASR confidence
 ``asr.over_own_voice_min_confidence`` (the residue garbles a "mm-hmm" into random words), and a
 partial's end is the last hop where the person stood out (the VAD stays busy on residue); a peer
 robot's voice is recognised by direction (its bearing, and where its voice was heard before), by its
@@ -61,6 +61,10 @@ from voice_robot.hearing.vad import CHUNK, Vad, make_vad
 from voice_robot.pipeline import Stage
 
 OWN_VOICE_MIN_S = 0.4       # envelopes shorter than this correlate by chance (a "wait" with our voice)
+# ... from this long on, a near-perfect follow is residue often enough to hold a partial back (a person
+# over our voice reaches it in about 2 % of 0.2-0.4 s windows; residue that stops the robot, in most)
+OWN_VOICE_EARLY_S = 0.2
+OWN_VOICE_EARLY_CORRELATION = 0.9
 OWN_LAG_HOPS = 2
 REFERENCE_ONSET_GUARD_S = 0.12   # near-end evidence this soon after we start playing is our own onset
 REFERENCE_ONSET_AFTER_S = 0.4    # ... after this much silence (a new act, not the next word)
@@ -939,16 +943,22 @@ class HearingStage(Stage):
                 out[name] = follow
         return out
 
-    def _own_voice(self, stream: TalkerStream, start: float, end: float) -> bool:
+    def _own_voice(self, stream: TalkerStream, start: float, end: float, early: bool = False) -> bool:
         """Does this stretch of the beam follow what we play ourselves (residue the canceller left)?
 
-        The canceller's residue keeps the envelope of our voice; a person talking over us does not."""
-        if end - start < OWN_VOICE_MIN_S or not self._own_speaking(end):
+        The canceller's residue keeps the envelope of our voice; a person talking over us does not.
+        ``early``: also judge stretches from OWN_VOICE_EARLY_S on, by a stricter correlation."""
+        if end - start < OWN_VOICE_MIN_S:
+            if not early or end - start < OWN_VOICE_EARLY_S:
+                return False
+            threshold = OWN_VOICE_EARLY_CORRELATION
+        else:
+            threshold = self.config.echo.own_envelope_correlation
+        if not self._own_speaking(end):
             return False
         # Our loudspeaker is on the array: its voice arrives within a hop, not after a room crossing.
         follow = self._follow(stream, start, end, self.reference, max_lag_hops=OWN_LAG_HOPS)
-        return follow is not None and follow[0] >= self.config.echo.own_envelope_correlation \
-            and follow[1] <= self.config.echo.peer_unexplained_share
+        return follow is not None and follow[0] >= threshold and follow[1] <= self.config.echo.peer_unexplained_share
 
     def _follow(self, stream: TalkerStream, start: float, end: float, buf: ReferenceBuffer,
                 max_lag_hops: int = PEER_LAG_HOPS) -> tuple[float, float] | None:
@@ -1456,8 +1466,14 @@ class HearingStage(Stage):
         return math.atan2(s, c), std
 
     def _publish_utterance(self, stream: TalkerStream, seg: Segment, end: float, final: bool) -> None:
-        az, std = self._azimuth(seg)
         end = self._heard_over_own_voice_until(seg, end)
+        if not final and self._own_voice(stream, seg.start, end, early=True):
+            # So far it only follows what we play (the canceller's residue): floor control would take
+            # speech going on over us for a person talking and stop. Held back until it stops following
+            # (a person talking over us) or the final withdraws it.
+            self.stats['partials held back (follow own voice)'] += 1
+            return
+        az, std = self._azimuth(seg)
         seg.partials += 1
         seg.published = True
         seg.published_end = end
