@@ -205,7 +205,7 @@ def test_partials_of_what_only_follows_its_own_voice_are_held_back(own_voice_rig
         seg = Segment(f'ada/{name}', 1, 1.2)
         seg.early_done = True
         for heard in (0.15, 0.3, end - 1.2):     # too short to tell, early (stricter), long enough
-            stage._publish_utterance(beam_hearing(signal, 0.02), seg, 1.2 + heard, final=False)
+            stage._publish_utterance(beam_hearing(signal, 0.02), seg, 1.2 + heard)
     assert [u.utterance_id for u in published] == ['ada/residue'] + ['ada/person'] * 3
     assert published[-1].end == pytest.approx(end)
     assert stage.stats['partials held back (follow own voice)'] == 2

@@ -18,7 +18,8 @@ after that pause, or a partial decoded after it, needs no second decode.
 Robot speech is never an utterance: the robot's own voice is cancelled and, while it plays, a segment
 is a person's only if enough time-frequency bins stand out from the expected residual echo (it starts
 where they first do) and its level envelope does not follow what the robot plays (the canceller's
-residue keeps that envelope: its partials are held back while it does, its final is withdrawn); words decoded over the robot's voice count only with ASR confidence
+residue keeps that envelope: its partials are held back while it does, its final is withdrawn);
+words decoded over the robot's voice count only with ASR confidence
 ``asr.over_own_voice_min_confidence`` (the residue garbles a "mm-hmm" into random words), and a
 partial's end is the last hop where the person stood out (the VAD stays busy on residue); a peer
 robot's voice is recognised by direction (its bearing, and where its voice was heard before), by its
@@ -1024,7 +1025,7 @@ class HearingStage(Stage):
             # Opened late (a cautious onset over the robot's voice): the barge-in decision on this very
             # partial needs the acoustic estimate, not a blank that reads as "surely not a backchannel".
             self._estimate_backchannel_early(stream, seg)
-        self._publish_utterance(stream, seg, end=stream.latest, final=False)
+        self._publish_utterance(stream, seg, end=stream.latest)
 
     def _withdraw_as_robot(self, stream: TalkerStream, seg: Segment, t: float, robot: str) -> None:
         """A published segment turned out to be a robot's voice: a final with no words takes it back."""
@@ -1073,7 +1074,7 @@ class HearingStage(Stage):
                 and self._heard_over_own_voice_until(seg, t) - seg.published_end >= BARGE_IN_PROGRESS_S:
             # Someone talks over this robot: floor control gives up waiting for words after a while of
             # speech, so it must hear that the speech goes on even between decodes.
-            self._publish_utterance(stream, seg, end=t, final=False)
+            self._publish_utterance(stream, seg, end=t)
 
     def _heard_over_own_voice_until(self, seg: Segment, t: float) -> float:
         """While we talk, a person's speech goes on only as long as it stands out from our residue
@@ -1092,7 +1093,7 @@ class HearingStage(Stage):
             self._estimate_backchannel_early(stream, seg)
             # The estimate goes out before the decode below, which holds hearing for as long as it runs
             # (0.2-0.4 s on a CPU): a confident estimate stops the robot that much sooner.
-            self._publish_utterance(stream, seg, end=t, final=False)
+            self._publish_utterance(stream, seg, end=t)
             later = EARLY_BACKCHANNEL_S[seg.early_count:]
             wants_words = not seg.transcript and cfg.asr.barge_in_words and cfg.asr.backend != 'none' \
                 and self._own_speaking(seg.start) and self.now() - t <= MAX_PARTIAL_LAG_S
@@ -1157,9 +1158,9 @@ class HearingStage(Stage):
         cut_in = seg.cut_in_heard
         if self._trust_words(heard, confidence, t, seg):
             seg.transcript = text
-            self._publish_utterance(stream, seg, end=t, final=False)
+            self._publish_utterance(stream, seg, end=t)
         elif seg.cut_in_heard and not cut_in:
-            self._publish_utterance(stream, seg, end=t, final=False)
+            self._publish_utterance(stream, seg, end=t)
 
     def _trust_words(self, text: str, confidence: float, t: float, seg: Segment | None = None) -> bool:
         if not text:
@@ -1224,7 +1225,7 @@ class HearingStage(Stage):
         # that would be trusted now, or residue garbled into words would decide a barge-in.
         if self._trust_words(seg.speculative_text, seg.speculative_confidence, end, seg):
             seg.transcript = seg.speculative_text
-            self._publish_utterance(stream, seg, end=end, final=False)
+            self._publish_utterance(stream, seg, end=end)
 
     def _keep_as_speculation(self, stream: TalkerStream, seg: Segment, t: float, text: str, confidence: float) -> None:
         """A partial decoded at ``t`` after the talker paused heard the whole segment, as a speculative
@@ -1465,9 +1466,10 @@ class HearingStage(Stage):
             std = max(std / math.sqrt(len(a)), track.azimuth_std)
         return math.atan2(s, c), std
 
-    def _publish_utterance(self, stream: TalkerStream, seg: Segment, end: float, final: bool) -> None:
+    def _publish_utterance(self, stream: TalkerStream, seg: Segment, end: float) -> None:
+        """A partial (finals go out through ``_publish_final``)."""
         end = self._heard_over_own_voice_until(seg, end)
-        if not final and self._own_voice(stream, seg.start, end, early=True):
+        if self._own_voice(stream, seg.start, end, early=True):
             # So far it only follows what we play (the canceller's residue): floor control would take
             # speech going on over us for a person talking and stop. Held back until it stops following
             # (a person talking over us) or the final withdraws it.
