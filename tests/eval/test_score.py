@@ -128,6 +128,22 @@ def test_speaker_attribution_uses_best_one_to_one_mapping():
     assert m['speaker_attribution_accuracy'] == 0.75
 
 
+def test_a_reply_to_one_of_two_people_talking_at_once_is_scored_for_the_one_it_heard():
+    # leo asks bruno while jon talks to kim; bruno's utterance spans both, but it heard leo's direction
+    u4 = utt('u4', 'leo', 5.46, 7.78, 'bruno', azimuth_by_robot={'bruno': math.radians(124)})
+    u5 = utt('u5', 'jon', 5.49, 7.97, 'kim', azimuth_by_robot={'bruno': math.radians(-38)})
+    acts = [RobotSpeech('bruno', 'bruno-reply-1', 8.5, 10.0, in_reply_to='bruno/7', reply_to_start=5.68,
+                        reply_to_end=7.62)]
+    decisions = [decision(6.1, 7.6, 'bruno', robot='bruno')]
+    heard = SystemUtterance('bruno', 'bruno/7', 6.1, 7.6, azimuth=math.radians(120))
+    m = score_scenario(record([u4, u5], acts, decisions, [heard]))['metrics']
+    assert m['response_accuracy'] == 1.0 and m['spurious_responses'] == m['missed_responses'] == 0
+    # heard from jon's side, the same reply answers jon: spurious, and leo is left unanswered
+    heard = SystemUtterance('bruno', 'bruno/7', 6.1, 7.6, azimuth=math.radians(-30))
+    m = score_scenario(record([u4, u5], acts, decisions, [heard]))['metrics']
+    assert m['spurious_responses'] == 1 and m['missed_responses'] == 1
+
+
 def test_doa_error_is_median_per_robot_and_utterance():
     u1 = utt('u1', 'alice', 1, 2, 'bob', azimuth_by_robot={'ada': 0.0, 'bruno': math.pi})
     u2 = utt('u2', 'bob', 3, 4, 'alice', azimuth_by_robot={'ada': 1.0, 'bruno': -1.0})

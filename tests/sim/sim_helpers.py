@@ -54,7 +54,8 @@ def robot_speech(sim, robot: str, speech_id: str, samples: np.ndarray, start_t: 
             return
         if pos >= len(samples):
             sim.on_speech_state(SpeechState(robot=robot, speaking=False, speech_id=speech_id, kind=kind,
-                                            in_reply_to=in_reply_to, stamp=now))
+                                            in_reply_to=in_reply_to, reply_to_start=reply_to[0],
+                                            reply_to_end=reply_to[1], stamp=now))
             state['pos'] = False
             return
         sim.add_robot_audio(robot, AudioChunk(stamp=now, sample_rate=sim.sample_rate,

@@ -1,7 +1,8 @@
 """The response-attribution rule shared by the simulator and the evaluator, on hand-built cases."""
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
-from voice_robot.eval.matching import attribute_speech, find_responses, first_response, is_response
+from voice_robot.eval.matching import HeardFrom, attribute_speech, find_responses, first_response, is_response
 
 
 @dataclass
@@ -38,6 +39,47 @@ def test_named_span_ties_go_to_the_latest_utterance():
     # 2.5..3.0 overlaps u1 and u2 by 0.5 s each
     speech = S('ada', 4.5, 6.0, in_reply_to='x', reply_to_start=2.5, reply_to_end=3.0)
     assert attribute_speech(speech, UTTERANCES) == 'u2'
+
+
+@dataclass
+class Said:
+    id: str
+    speaker: str
+    start: float
+    end: float
+    azimuth_by_robot: dict = field(default_factory=dict)
+
+
+# Two people talk at once: leo asks bruno something while jon goes on talking to kim. Bruno heard leo
+# from 124 degrees; jon is at -38 degrees.
+AT_ONCE = [Said('u4', 'leo', 5.46, 7.78, {'bruno': math.radians(124)}),
+           Said('u5', 'jon', 5.49, 7.97, {'bruno': math.radians(-38)})]
+
+
+def test_of_two_people_talking_at_once_a_reply_answers_the_one_heard_from_its_direction():
+    speech = S('bruno', 8.5, 10.0, in_reply_to='bruno/7', reply_to_start=5.68, reply_to_end=7.62)
+    assert attribute_speech(speech, AT_ONCE) == 'u5'      # by time alone: a tie, the later one wins
+    heard = {'bruno/7': HeardFrom('bruno', math.radians(120))}
+    assert attribute_speech(speech, AT_ONCE, heard) == 'u4'
+    # the same from the simulator's side: bearings per robot and person instead of per utterance
+    bare = [Said(u.id, u.speaker, u.start, u.end) for u in AT_ONCE]
+    bearings = {'bruno': {'leo': math.radians(124), 'jon': math.radians(-38)}}
+    assert attribute_speech(speech, bare, heard, bearings) == 'u4'
+    assert find_responses(bare, [speech], heard=heard, bearings=bearings)['u4'][0].robot == 'bruno'
+
+
+def test_the_speaker_rule_only_chooses_among_utterances_the_span_overlaps():
+    heard = {'bruno/7': HeardFrom('bruno', math.radians(120))}
+    # a span inside jon's speech only: heard from leo's side, still no reply to leo
+    speech = S('bruno', 9.0, 10.0, in_reply_to='bruno/7', reply_to_start=7.8, reply_to_end=7.95)
+    assert attribute_speech(speech, AT_ONCE, heard) == 'u5'
+    # heard from nobody's direction: overlap decides as before
+    heard = {'bruno/7': HeardFrom('bruno', math.radians(40))}
+    speech = S('bruno', 9.0, 10.0, in_reply_to='bruno/7', reply_to_start=5.5, reply_to_end=7.9)
+    assert attribute_speech(speech, AT_ONCE, heard) == 'u5'
+    # a direction that is not a number tells nothing
+    heard = {'bruno/7': HeardFrom('bruno', math.nan)}
+    assert attribute_speech(speech, AT_ONCE, heard) == 'u5'
 
 
 def test_named_span_overlapping_nothing_is_attributed_to_nothing():

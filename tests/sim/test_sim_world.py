@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from voice_robot.messages import AudioChunk, SpeechKind, SpeechState
+from voice_robot.messages import AudioChunk, SpeechKind, SpeechState, Utterance
 from voice_robot.sim.world import Simulator
 
 from sim_helpers import base_scenario, robot_speech, scenario_from
@@ -116,6 +116,43 @@ def test_follow_up_to_the_responder_of_a_group_request(robot_voice):
     assert u2.gaze == 'bruno'                 # looks at the robot that answered
     assert u3.to == 'robots'                  # nobody answered u2
     assert u2.addressee_class == 'bruno' and truth.utterance('u1').addressee_class == 'robots'
+
+
+def test_a_reply_heard_from_one_of_two_people_talking_at_once_answers_that_person(robot_voice):
+    humans = [{'name': 'hugo', 'position_m': [3.5, 2.5, 1.2], 'voice': 'espeak:en-us+m4', 'facing': 'ada'},
+              {'name': 'mia', 'position_m': [2.0, 4.0, 1.2], 'voice': 'flite:slt', 'facing': 'hugo'}]
+    events = [{'id': 'u1', 't': 1.0, 'speaker': 'hugo', 'say': 'Ada, what time is it?', 'to': 'ada'},
+              {'id': 'u2', 't': 1.1, 'speaker': 'mia', 'say': 'I think we should leave soon, it is getting late.',
+               'to': 'hugo'},
+              {'id': 'u3', 'after': {'robot_speech_of': 'u1', 'offset_s': 0.3}, 'speaker': 'hugo',
+               'say': 'Thanks.', 'to': 'none'}]
+    sim = Simulator(scenario_from(base_scenario(humans=humans, events=events)))
+    player = {}
+
+    def on_step(out):
+        if 'u2' in out.started:
+            u1, u2 = sim.truth.utterance('u1'), sim.truth.utterance('u2')
+            assert u2.end - u2.start > u1.end - u1.start       # by time alone the reply would go to mia
+            # ada's hearing heard one utterance over both, from hugo's direction (straight ahead)
+            sim.on_heard(Utterance('ada/1', 'ada', u1.start, u2.end, azimuth=math.radians(3), is_final=True,
+                                   transcript='Ada, what time is it?', confidence=0.8))
+            sim.on_heard(Utterance('ada/2', 'ada', u1.start, u2.end, azimuth=math.radians(90), is_final=False,
+                                   transcript='I think'))                   # partials say nothing
+            player['play'] = robot_speech(sim, 'ada', 'reply-1', robot_voice[:8000], u2.end + 0.5,
+                                          in_reply_to='ada/1', reply_to=(u1.start, u2.end))
+        if 'play' in player:
+            player['play']()
+
+    truth = run(sim, on_step)
+    [reply] = truth.robot_speech
+    assert reply.attributed_to == 'u1'
+    assert truth.responses()['u1'][0].robot == 'ada' and not truth.responses()['u2']
+    assert truth.utterance('u3').start == pytest.approx(reply.start + 0.3, abs=1 / SR)
+    assert truth.heard_from == {'ada/1': ['ada', pytest.approx(math.radians(3))]}
+    with pytest.raises(ValueError, match='unknown robot'):
+        sim.on_heard(Utterance('zed/1', 'zed', 1.0, 2.0, is_final=True, transcript='hi', confidence=0.5))
+    sim.on_heard(Utterance('ada/3', 'ada', 1.0, 2.0, azimuth=math.nan, is_final=True, transcript='hi', confidence=0.5))
+    assert sim.stats['dropped: non-finite utterance azimuth'] == 1
 
 
 def test_robot_speech_is_heard_by_every_array(robot_voice):

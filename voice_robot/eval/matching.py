@@ -16,7 +16,8 @@ Rules (scenario format, "Expected behaviour"):
   ends and at most ``RESPONSE_WINDOW_S`` later. A robot's response starts with its first such act
   (a filler or "one moment" counts as the onset).
 
-Inputs are duck-typed: utterances need ``id``, ``start``, ``end``; speech acts need ``robot``,
+Inputs are duck-typed: utterances need ``id``, ``start``, ``end`` (and ``speaker`` or
+``azimuth_by_robot`` for the speaker rule); speech acts need ``robot``,
 ``start``, ``end``, ``in_reply_to``, ``reply_to_start``, ``reply_to_end`` (and optionally
 ``speech_id``, ``kind``). ``voice_robot.sim.truth`` records have these fields.
 """
@@ -24,9 +25,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol, Sequence
+from typing import Iterable, Mapping, NamedTuple, Protocol, Sequence
 
 RESPONSE_WINDOW_S = 6.0
+# A person this close to the direction a robot heard an utterance from is its speaker. People who talk
+# at once around a table are 40 degrees or more apart; a robot's DOA in a noisy, reverberant room errs
+# by up to about 20.
+SPEAKER_DIRECTION_DEG = 30.0
+
+
+class HeardFrom(NamedTuple):
+    """Where a robot's hearing heard one of its final utterances (array frame, rad)."""
+    robot: str
+    azimuth: float
 
 
 class UtteranceSpan(Protocol):
@@ -56,11 +67,34 @@ def overlap(a_start: float, a_end: float, b_start: float, b_end: float) -> float
     return min(a_end, b_end) - max(a_start, b_start)
 
 
-def attribute_speech(speech, utterances: Iterable) -> str | None:
-    """Id of the scenario utterance ``speech`` replies to, or None."""
+def _speaker_bearing(u, robot: str, bearings: Mapping[str, Mapping[str, float]] | None) -> float | None:
+    if bearings is not None:
+        return bearings.get(robot, {}).get(getattr(u, 'speaker', ''))
+    return getattr(u, 'azimuth_by_robot', {}).get(robot)
+
+
+def _from_heard_direction(u, heard_from: HeardFrom | None,
+                          bearings: Mapping[str, Mapping[str, float]] | None) -> bool:
+    if heard_from is None or not math.isfinite(heard_from.azimuth):
+        return False
+    bearing = _speaker_bearing(u, heard_from.robot, bearings)
+    if bearing is None:
+        return False
+    d = math.atan2(math.sin(bearing - heard_from.azimuth), math.cos(bearing - heard_from.azimuth))
+    return abs(math.degrees(d)) <= SPEAKER_DIRECTION_DEG
+
+
+def attribute_speech(speech, utterances: Iterable, heard: Mapping[str, HeardFrom] | None = None,
+                     bearings: Mapping[str, Mapping[str, float]] | None = None) -> str | None:
+    """Id of the scenario utterance ``speech`` replies to, or None.
+
+    ``heard``: system utterance id -> where a robot heard it; ``bearings``: robot -> person -> azimuth
+    (without it, utterances carry their speaker's azimuth per robot in ``azimuth_by_robot``).
+    """
     utterances = list(utterances)
     if names_span(speech):
         s, e = float(speech.reply_to_start), float(speech.reply_to_end)
+        heard_from = (heard or {}).get(speech.in_reply_to)
         best, best_key = None, None
         for u in utterances:
             if e > s:
@@ -71,7 +105,7 @@ def attribute_speech(speech, utterances: Iterable) -> str | None:
                 if not (u.start <= s <= u.end):
                     continue
                 amount = 0.0
-            key = (amount, u.start, u.end)
+            key = (_from_heard_direction(u, heard_from, bearings), amount, u.start, u.end)
             if best_key is None or key >= best_key:
                 best, best_key = u, key
         return best.id if best is not None else None
@@ -96,8 +130,9 @@ class Response:
     speech_ids: list[str] = field(default_factory=list)
 
 
-def find_responses(utterances: Sequence, speeches: Iterable,
-                   window_s: float = RESPONSE_WINDOW_S) -> dict[str, list[Response]]:
+def find_responses(utterances: Sequence, speeches: Iterable, window_s: float = RESPONSE_WINDOW_S,
+                   heard: Mapping[str, HeardFrom] | None = None,
+                   bearings: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, list[Response]]:
     """For every utterance id, the robots that responded, earliest onset first.
 
     ``end`` is the end of the robot's last speech act attributed to the utterance that started
@@ -106,7 +141,7 @@ def find_responses(utterances: Sequence, speeches: Iterable,
     by_id = {u.id: u for u in utterances}
     acts: dict[tuple[str, str], list] = {}
     for speech in speeches:
-        target = attribute_speech(speech, utterances)
+        target = attribute_speech(speech, utterances, heard, bearings)
         if target is None:
             continue
         if speech.start <= by_id[target].end:

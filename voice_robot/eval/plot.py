@@ -9,6 +9,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
 from voice_robot.eval.records import ScenarioRecord  # noqa: E402
+from voice_robot.eval.score import attributed, heard_directions  # noqa: E402
 
 KIND_COLOURS = {'reply': '#4C72B0', 'filler': '#8FB0DE', 'hold': '#B0B0B0'}
 
@@ -49,13 +50,14 @@ def plot_scenario(record: ScenarioRecord, scored: dict, path: str | Path) -> Pat
             label += f"  false yield: {row['false_yield']}"
         ax.text(utt.start, y[utt.speaker] + 0.36, label, fontsize=6.5, va='bottom')
 
+    heard = heard_directions(record)
     for s in record.speech:
         ax.broken_barh([(s.start, max(s.end - s.start, 0.02))], (y[s.robot] - 0.3, 0.6),
                        facecolors=KIND_COLOURS.get(s.kind, '#4C72B0'), edgecolor='black', linewidth=0.5,
                        hatch='//' if s.cancelled else None)
         ax.text(s.start, y[s.robot] - 0.42, _short(s.text, 45) + (' [cancelled]' if s.cancelled else ''),
                 fontsize=6, va='top')
-        target = next((u for u in record.utterances if u.id == _attributed(s, record)), None)
+        target = next((u for u in record.utterances if u.id == attributed(s, record, heard)), None)
         if target is not None:
             ax.annotate('', xy=(s.start, y[s.robot] + 0.3), xytext=(target.end, y[target.speaker] - 0.3),
                         arrowprops=dict(arrowstyle='->', color='#4C72B0', lw=0.8))
@@ -78,7 +80,3 @@ def plot_scenario(record: ScenarioRecord, scored: dict, path: str | Path) -> Pat
     plt.close(fig)
     return path
 
-
-def _attributed(speech, record: ScenarioRecord):
-    from voice_robot.eval.matching import attribute_speech
-    return attribute_speech(speech, record.utterances)

@@ -128,6 +128,7 @@ def run_scenario(scenario: Scenario, system: SystemConfig | None = None, options
         bus.tap(resolve('speech/audio', ns), lambda topic, chunk, t, name=robot.name: sim.add_robot_audio(name, chunk))
         bus.tap(resolve('speech/state', ns), lambda topic, state, t: sim.on_speech_state(state))
         bus.tap(resolve('hearing/utterances', ns), rec.on_utterance)
+        bus.tap(resolve('hearing/utterances', ns), lambda topic, u, t: sim.on_heard(u))
     bus.tap('/conversation/addressee', rec.on_addressee)
     bus.tap('/voices/identities', rec.on_voice)
     ns_of = {r.name: r.ns for r in deployment.robots}

@@ -1,8 +1,10 @@
 """Scores a scenario run with the metrics of ``voice_robot/eval@1`` (docs/scenario-format.md).
 
-Conventions where the spec leaves room, all documented in docs/evaluation.md:
+Conventions where the spec leaves room, all documented in docs/scenario-format.md (Evaluator):
 * A robot "responds" to an utterance when one of its speech acts is attributed to it (matching rules in
-  ``voice_robot.eval.matching``) and starts after the utterance ends and within 6 s; fillers count.
+  ``voice_robot.eval.matching``: time overlap and speaker, the speaker being the direction the robot's
+  hearing published with the named final) and starts after the utterance ends and within 6 s; fillers
+  count.
 * Counts are per utterance: an utterance answered by two robots is one double response.
 * ``false_yields``: a backchannel that starts while a robot speaks, and that robot's act ends cancelled
   between the backchannel's onset and 1 s after its end (a natural end of the act is not a yield).
@@ -17,7 +19,7 @@ from collections import Counter, defaultdict
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from voice_robot.eval.matching import RESPONSE_WINDOW_S, attribute_speech
+from voice_robot.eval.matching import RESPONSE_WINDOW_S, HeardFrom, attribute_speech
 from voice_robot.eval.records import OTHERS, ROBOTS, ScenarioRecord, SystemDecision, TruthUtterance
 
 EVAL_FORMAT = 'voice_robot/eval@1'
@@ -41,11 +43,23 @@ def angle_error_deg(a: float, b: float) -> float:
     return abs(math.degrees(math.atan2(math.sin(a - b), math.cos(a - b))))
 
 
+def heard_directions(record: ScenarioRecord) -> dict[str, HeardFrom]:
+    """System utterance id -> where its robot heard it (the speaker a reply to it answers)."""
+    return {su.utterance_id: HeardFrom(su.robot, su.azimuth) for su in record.system_utterances
+            if su.azimuth is not None}
+
+
+def attributed(speech, record: ScenarioRecord, heard: dict[str, HeardFrom] | None = None) -> str | None:
+    """The scenario utterance a speech act replies to (voice_robot.eval.matching.attribute_speech)."""
+    return attribute_speech(speech, record.utterances, heard_directions(record) if heard is None else heard)
+
+
 def responders_by_utterance(record: ScenarioRecord) -> dict[str, dict[str, float]]:
     """utterance id -> {robot: onset of its first attributed speech} (valid responses only)."""
     out: dict[str, dict[str, float]] = defaultdict(dict)
+    heard = heard_directions(record)
     for speech in record.speech:
-        uid = attribute_speech(speech, record.utterances)
+        uid = attributed(speech, record, heard)
         if uid is None:
             continue
         utt = next(u for u in record.utterances if u.id == uid)

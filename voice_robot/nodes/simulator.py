@@ -3,7 +3,8 @@
 It publishes ``/clock`` (the other nodes run with ``use_sim_time``) and, for every robot of the
 scenario, ``/<robot>/audio/raw`` (microphone-array frames) and ``/<robot>/faces/observations``; it
 listens to ``/<robot>/speech/audio`` (the robot's speech as played) and ``/<robot>/speech/state``
-and renders that speech into the room. At the end it writes the ground truth with the robot speech
+and renders that speech into the room; the finals of ``/<robot>/hearing/utterances`` say where a reply's
+utterance was heard (which of two people talking at once it answers). At the end it writes the ground truth with the robot speech
 record (``voice_robot/truth@1`` JSON, parameter ``truth_out``) and exits.
 
 Parameters: ``scenario`` (path; also accepted as the first non-ROS argument), ``rate`` (simulated
@@ -34,7 +35,7 @@ from rosgraph_msgs.msg import Clock
 
 import voice_robot_interfaces.msg as vr
 from voice_robot.nodes.convert import (BadMessage, audio_from_ros, audio_to_ros, faces_to_ros, speech_state_from_ros,
-                                       to_time)
+                                       to_time, utterance_from_ros)
 from voice_robot.nodes.shell import AUDIO_QOS, EVENT_QOS, SENSOR_QOS
 from voice_robot.pipeline import resolve
 
@@ -82,6 +83,8 @@ class SimulatorNode(Node):
                                      lambda msg, name=robot.name: self._on_audio(name, msg), EVENT_QOS)
             self.create_subscription(vr.SpeechState, resolve('speech/state', ns),
                                      lambda msg, name=robot.name: self._on_state(name, msg), EVENT_QOS)
+            self.create_subscription(vr.Utterance, resolve('hearing/utterances', ns),
+                                     lambda msg, name=robot.name: self._on_heard(name, msg), EVENT_QOS)
         self._thread = threading.Thread(target=self._run, name='simulator', daemon=True)
 
     def start(self) -> None:
@@ -110,6 +113,16 @@ class SimulatorNode(Node):
             return
         state.robot = robot          # the topic says whose state it is
         self._enqueue(('state', robot, state))
+
+    def _on_heard(self, robot: str, msg) -> None:
+        try:
+            utterance = utterance_from_ros(msg)
+        except BadMessage as exc:
+            self._drop('bad hearing/utterances', str(exc))
+            return
+        if utterance.is_final:
+            utterance.robot = robot
+            self._enqueue(('heard', robot, utterance))
 
     def _drop(self, reason: str, detail: str) -> None:
         self.stats[f'dropped: {reason}'] += 1
@@ -166,6 +179,8 @@ class SimulatorNode(Node):
             try:
                 if kind == 'audio':
                     self.sim.add_robot_audio(robot, item)
+                elif kind == 'heard':
+                    self.sim.on_heard(item)
                 else:
                     self.sim.on_speech_state(item)
             except ValueError as exc:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
-from voice_robot.eval.matching import attribute_speech, find_responses
+from voice_robot.eval.matching import HeardFrom, attribute_speech, find_responses
 
 TRUTH_FORMAT = 'voice_robot/truth@1'
 
@@ -101,6 +101,9 @@ class GroundTruth:
     face_tracks: list[FaceTrack] = field(default_factory=list)
     speech_level_dbfs: float = 0.0     # mean human speech level at the arrays (the SNR reference)
     stats: dict[str, float] = field(default_factory=dict)
+    # What the system said, not truth: where each robot's hearing heard its finals (utterance id ->
+    # [robot, azimuth rad]), so a reply is matched to its speaker (voice_robot.eval.matching)
+    heard_from: dict[str, list] = field(default_factory=dict)
 
     def utterance(self, utterance_id: str) -> UtteranceTruth:
         for u in self.utterances:
@@ -114,9 +117,12 @@ class GroundTruth:
     def speech_of(self, robot: str) -> list[RobotSpeechTruth]:
         return [s for s in self.robot_speech if s.robot == robot]
 
+    def heard(self) -> dict[str, HeardFrom]:
+        return {uid: HeardFrom(str(robot), float(azimuth)) for uid, (robot, azimuth) in self.heard_from.items()}
+
     def responses(self):
         """Per utterance id, the robots that responded (voice_robot.eval.matching.find_responses)."""
-        return find_responses(self.utterances, self.robot_speech)
+        return find_responses(self.utterances, self.robot_speech, heard=self.heard(), bearings=self.azimuths)
 
     def head_target_at(self, human: str, t: float) -> Optional[HeadTargetTruth]:
         current = None
@@ -126,8 +132,9 @@ class GroundTruth:
         return current
 
     def reattribute(self) -> None:
+        heard = self.heard()
         for s in self.robot_speech:
-            s.attributed_to = attribute_speech(s, self.utterances)
+            s.attributed_to = attribute_speech(s, self.utterances, heard, self.azimuths)
 
     # --- JSON ------------------------------------------------------------------------------
     def to_dict(self) -> dict:

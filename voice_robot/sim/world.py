@@ -22,8 +22,8 @@ from typing import Optional
 
 import numpy as np
 
-from voice_robot.eval.matching import RESPONSE_WINDOW_S, attribute_speech, find_responses, is_response
-from voice_robot.messages import AudioChunk, FaceFrame, SpeechKind, SpeechState
+from voice_robot.eval.matching import RESPONSE_WINDOW_S, attribute_speech, is_response
+from voice_robot.messages import AudioChunk, FaceFrame, SpeechKind, SpeechState, Utterance
 from voice_robot.sim.acoustics import (MIC_SELF_NOISE_DBFS, BlockConvolver, DiffuseNoise, FutureBuffer, PointNoise,
                                        array_power_gain, load_clip, mono_stream, normalise_speech, render_through,
                                        room_impulse_responses, substream)
@@ -293,6 +293,19 @@ class Simulator:
             act.state_ended = True
             act.state_end_stamp = float(state.stamp)
 
+    def on_heard(self, u: Utterance) -> None:
+        """A robot's hearing published an utterance: where it heard a final decides whose speech a reply
+        to it answers when two people talked at once (voice_robot.eval.matching)."""
+        if not u.is_final or u.withdrawn:
+            return
+        if u.robot not in self._robots:
+            raise ValueError(f'unknown robot {u.robot!r}; robots: {", ".join(self._robots)}')
+        if not (isinstance(u.azimuth, (int, float)) and math.isfinite(u.azimuth)):
+            self.stats['dropped: non-finite utterance azimuth'] += 1
+            return
+        self._truth.heard_from[u.utterance_id] = [u.robot, float(u.azimuth)]
+        self._attribution_dirty = True
+
     @property
     def truth(self) -> GroundTruth:
         """Ground truth so far (complete once ``done``)."""
@@ -302,7 +315,7 @@ class Simulator:
                               if a.first_sample is not None]
         truth.robot_speech.sort(key=lambda s: (s.start, s.robot))
         truth.reattribute()
-        responses = find_responses(truth.utterances, truth.robot_speech) if truth.utterances else {}
+        responses = truth.responses() if truth.utterances else {}
         for u in truth.utterances:
             if u.responder_of:
                 found = responses.get(u.responder_of, [])
@@ -539,11 +552,11 @@ class Simulator:
                     self._sample - orphan.end_sample > ORPHAN_GAP_S * self.sample_rate:
                 self._orphan[name] = None
         if self._attribution_dirty:
-            spans = self._truth.utterances
+            spans, heard = self._truth.utterances, self._truth.heard()
             for acts in self._acts.values():
                 for act in acts:
                     if act.first_sample is not None:
-                        act.attributed_to = attribute_speech(act, spans)
+                        act.attributed_to = attribute_speech(act, spans, heard, self._truth.azimuths)
             self._attribution_dirty = False
 
     def _live_response(self, ref: _Event) -> Optional[_SpeechAct]:
