@@ -217,6 +217,30 @@ def test_a_drawn_out_backchannel_gets_until_it_is_clearly_longer_than_one():
     assert m.SpeechAction.CANCEL in actions(commands)
 
 
+def test_a_reply_that_ends_under_a_backchannel_frees_the_floor_once_that_is_decided():
+    # make demo: bruno's answer ended while a "mm-hmm" over its last words was still undecided; the
+    # dialogue's turn came first and the floor was held 10 s more, so the follow-up question was dropped.
+    bus, floors, _, events, commands = setup()
+    fused = [0.9, 0.05, 0.03, 0.02]
+    publish_turn(bus, 'ada', fused, fused, 2.3)
+    publish_turn(bus, 'bruno', fused, fused, 2.3)
+    bus.run_until(2.5)
+    assert grants(events) == ['ada']
+    speak(bus, 2.6)
+    onset(bus, 'ada/9', 4.0, 0.18, 0.9)
+    onset(bus, 'ada/9', 4.0, 0.3, 0.9)
+    bus.publish('/ada/speech/state', m.SpeechState('ada', False, 's1', progress=1.0, stamp=4.4), at=4.4)
+    bus.publish('/conversation/turns', m.DialogueTurn('ada', 'v1', 'The sea was calm.', 2.6, 4.4), at=4.42)
+    bus.run_until(4.5)
+    assert not [ev for _, ev in events if ev.kind == m.FloorKind.RELEASE]     # still deciding
+    assert floors['ada'].stats['releases waiting for a barge-in decision'] == 1
+    onset(bus, 'ada/9', 4.0, 0.5, 0.9, final=True, text='Mm-hmm.')
+    bus.run_until(5.0)
+    released = [t for t, ev in events if ev.kind == m.FloorKind.RELEASE and ev.robot == 'ada']
+    assert released and released[0] <= 4.7
+    assert m.SpeechAction.CANCEL not in actions(commands)
+
+
 def test_a_late_partial_of_speech_before_ours_is_no_barge_in():
     bus, floors, _, _, commands = setup()
     speak(bus, 3.0)

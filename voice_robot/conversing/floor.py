@@ -115,6 +115,9 @@ class FloorStage(Stage):
         self.seq = itertools.count(1)
         self.interruption: Interruption | None = None
         self.resume: m.SpeechState | None = None
+        # The dialogue reported our turn while someone's speech over its last words was still being
+        # decided: the floor goes once that is (unless we resume).
+        self.turn_reported = False
         self.act_text: tuple[str, str] = ('', '')   # (speech id, whole text) of the latest act, to resume it
         self.last_renew = -1e9
         # Human speech this robot hears right now (partials without their final): nobody takes the
@@ -304,6 +307,7 @@ class FloorStage(Stage):
         c.granted = True
         self.my_grant = c
         self.spoke_since_grant = False
+        self.turn_reported = False
         self.holder = Holder(self.robot, now + self.cfg.lease_s, now, c.claim_ids.get(self.robot, ''))
         self.last_renew = now
         self._send(FloorKind.GRANT, c)
@@ -313,6 +317,7 @@ class FloorStage(Stage):
             self._send(FloorKind.RELEASE, self.my_grant)
             self.holder = None
         self.my_grant = None
+        self.turn_reported = False
         self._grant_if_free()
 
     # --- speech and dialogue ----------------------------------------------------------------
@@ -372,7 +377,18 @@ class FloorStage(Stage):
 
     def on_turn(self, turn: m.DialogueTurn) -> None:
         # The dialogue publishes our turn when the reply has been spoken: the floor is free again.
-        if turn.speaker == self.robot and self.my_grant is not None and self.interruption is None:
+        if turn.speaker != self.robot or self.my_grant is None:
+            return
+        if self.interruption is None:
+            self._release()
+        else:
+            # A "mm-hmm" over our last words, or a false interruption we may resume after: decide first.
+            self.turn_reported = True
+            self.stats['releases waiting for a barge-in decision'] += 1
+
+    def _release_if_reported(self) -> None:
+        """The barge-in decision is in: release the floor if the dialogue already reported our turn."""
+        if self.turn_reported and self.my_grant is not None and not (self.speech is not None and self.speech.speaking):
             self._release()
 
     # --- barge-in ---------------------------------------------------------------------------
@@ -448,7 +464,7 @@ class FloorStage(Stage):
             if no_turn:
                 self._absorb(u)
             self.publish('speech/command', m.SpeechCommand(m.SpeechAction.UNDUCK, stamp=now))
-            return
+            return self._release_if_reported()
         if self.resume is not None and not self._someone_talking(now) and no_turn:
             # Pick up where we were (unless someone has started talking meanwhile: the floor is theirs).
             self._absorb(u)
@@ -456,6 +472,7 @@ class FloorStage(Stage):
                 self.stats['short remarks talked on over'] += 1
             else:
                 self.stats['false interruptions resumed'] += 1
+            self.turn_reported = False       # the resumed act reports a turn of its own
             self._resume_speech(self.resume, now)
             self.resume = None
             return
@@ -512,6 +529,7 @@ class FloorStage(Stage):
                 self._release()   # the dialogue never reported its turn: don't hold the floor for ever
         if self.interruption is not None and now - self.interruption.onset > 6.0:
             self.interruption = None     # the final never came
+            self._release_if_reported()
         self._grant_if_free()
         # Forget old contests.
         self.contests = [c for c in self.contests if now - c.created < 30.0]
