@@ -77,11 +77,16 @@ def test_nobody_answers_side_talk():
     assert grants(events) == []
 
 
+def ada_is_asked(bus, at=2.3):
+    """Both robots decide that a turn ending at 2.0 s is for ada."""
+    fused_ada = [0.9, 0.05, 0.03, 0.02]
+    publish_turn(bus, 'ada', fused_ada, fused_ada, at)
+    publish_turn(bus, 'bruno', fused_ada, fused_ada, at)
+
+
 def test_addressed_robot_waits_while_another_speaks_then_takes_the_floor():
     bus, floors, drivers, events, _ = setup()
-    fused_ada = [0.9, 0.05, 0.03, 0.02]
-    publish_turn(bus, 'ada', fused_ada, fused_ada, 2.3)
-    publish_turn(bus, 'bruno', fused_ada, fused_ada, 2.3)
+    ada_is_asked(bus)
     bus.run_until(2.5)
     bus.publish('/ada/speech/state', m.SpeechState('ada', True, 's1', started=2.6), at=2.6)
     fused_bruno = [0.05, 0.9, 0.03, 0.02]
@@ -221,9 +226,7 @@ def test_a_reply_that_ends_under_a_backchannel_frees_the_floor_once_that_is_deci
     # make demo: bruno's answer ended while a "mm-hmm" over its last words was still undecided; the
     # dialogue's turn came first and the floor was held 10 s more, so the follow-up question was dropped.
     bus, floors, _, events, commands = setup()
-    fused = [0.9, 0.05, 0.03, 0.02]
-    publish_turn(bus, 'ada', fused, fused, 2.3)
-    publish_turn(bus, 'bruno', fused, fused, 2.3)
+    ada_is_asked(bus)
     bus.run_until(2.5)
     assert grants(events) == ['ada']
     speak(bus, 2.6)

@@ -388,7 +388,8 @@ class FloorStage(Stage):
 
     def _release_if_reported(self) -> None:
         """The barge-in decision is in: release the floor if the dialogue already reported our turn."""
-        if self.turn_reported and self.my_grant is not None and not (self.speech is not None and self.speech.speaking):
+        speaking = self.speech is not None and self.speech.speaking
+        if self.turn_reported and self.my_grant is not None and not speaking:
             self._release()
 
     # --- barge-in ---------------------------------------------------------------------------

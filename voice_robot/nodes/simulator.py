@@ -3,9 +3,10 @@
 It publishes ``/clock`` (the other nodes run with ``use_sim_time``) and, for every robot of the
 scenario, ``/<robot>/audio/raw`` (microphone-array frames) and ``/<robot>/faces/observations``; it
 listens to ``/<robot>/speech/audio`` (the robot's speech as played) and ``/<robot>/speech/state``
-and renders that speech into the room; the finals of ``/<robot>/hearing/utterances`` say where a reply's
-utterance was heard (which of two people talking at once it answers). At the end it writes the ground truth with the robot speech
-record (``voice_robot/truth@1`` JSON, parameter ``truth_out``) and exits.
+and renders that speech into the room; the finals of ``/<robot>/hearing/utterances`` say where a
+reply's utterance was heard (which of two people talking at once it answers). At the end it writes
+the ground truth with the robot speech record (``voice_robot/truth@1`` JSON, parameter ``truth_out``)
+and exits.
 
 Parameters: ``scenario`` (path; also accepted as the first non-ROS argument), ``rate`` (simulated
 seconds per wall second, > 0: the system's nodes run in real time, so "as fast as possible" is not
