@@ -98,30 +98,28 @@ class SimulatorNode(Node):
         except queue.Full:
             self.stats['dropped: inbox full'] += 1
 
-    def _on_audio(self, robot: str, msg) -> None:
+    def _convert(self, convert, topic: str, msg):
+        """The message as plain data, or None after counting it as a bad ``topic`` message."""
         try:
-            chunk = audio_from_ros(msg)
+            return convert(msg)
         except BadMessage as exc:
-            self._drop('bad speech/audio', str(exc))
-            return
-        self._enqueue(('audio', robot, chunk))
+            self._drop(f'bad {topic}', str(exc))
+            return None
+
+    def _on_audio(self, robot: str, msg) -> None:
+        chunk = self._convert(audio_from_ros, 'speech/audio', msg)
+        if chunk is not None:
+            self._enqueue(('audio', robot, chunk))
 
     def _on_state(self, robot: str, msg) -> None:
-        try:
-            state = speech_state_from_ros(msg)
-        except BadMessage as exc:
-            self._drop('bad speech/state', str(exc))
-            return
-        state.robot = robot          # the topic says whose state it is
-        self._enqueue(('state', robot, state))
+        state = self._convert(speech_state_from_ros, 'speech/state', msg)
+        if state is not None:
+            state.robot = robot          # the topic says whose state it is
+            self._enqueue(('state', robot, state))
 
     def _on_heard(self, robot: str, msg) -> None:
-        try:
-            utterance = utterance_from_ros(msg)
-        except BadMessage as exc:
-            self._drop('bad hearing/utterances', str(exc))
-            return
-        if utterance.is_final:
+        utterance = self._convert(utterance_from_ros, 'hearing/utterances', msg)
+        if utterance is not None and utterance.is_final:
             utterance.robot = robot
             self._enqueue(('heard', robot, utterance))
 
