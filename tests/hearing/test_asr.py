@@ -12,7 +12,7 @@ import soundfile
 from hearing_helpers import SR, tts
 from voice_robot.hearing import scenes
 from voice_robot.hearing.asr import (AsrError, OpenAiRecognizer, RobotNameMatcher, bundled_whisper_path,
-                                     make_recognizer, resolve_whisper_model)
+                                     collapse_loops, make_recognizer, resolve_whisper_model)
 from voice_robot.hearing.config import AsrConfig
 
 
@@ -66,6 +66,34 @@ def test_decodes_over_its_own_voice_encode_the_longer_window(recognizer):
     assert recognizer.model.window_frames == 2000
     recognizer.transcribe(np.resize(clip, 21 * SR))               # never shorter than the audio and 1 s
     assert recognizer.model.window_frames == 2200
+
+
+def test_partials_over_its_own_voice_encode_the_barge_in_window():
+    """They decide whether the robot stops talking (asr.barge_in_encoder_window_s): a short window is
+    quick there, and finals over its voice stay careful."""
+    assert AsrConfig().barge_in_encoder_window_s == 30
+    quick = make_recognizer(AsrConfig(barge_in_encoder_window_s=8.0))
+    start = tts('flite:awb', 'Sorry, stop. What time is it?')[:int(0.3 * SR)]
+    result = quick.transcribe(start, final=False, over_own_voice=True)
+    assert quick.model.window_frames == 800
+    assert 'sorry' in words(result.text), result.text
+    quick.transcribe(start, final=True, over_own_voice=True)
+    assert quick.model.window_frames == 3000
+    quick.transcribe(start, final=False)                          # no robot voice: the default window
+    assert quick.model.window_frames == 2000
+
+
+def test_decoder_loops_collapse_to_one_phrase():
+    assert collapse_loops('Okay Okay Okay Okay Okay Okay Okay Okay') == 'Okay'
+    assert collapse_loops('Got it. Got it. Got it. Got it') == 'Got it.'
+    assert collapse_loops('Bye C- Bye C- Bye C- Bye C- Bye') == 'Bye C-'          # and the dangling restart
+    assert collapse_loops('And then both. And then both. And then both.') == 'And then both.'
+    assert collapse_loops('f f f f f f f f f f') == 'f'
+    assert collapse_loops('That is very, very, very, very good.') == 'That is very, good.'
+    assert collapse_loops('They will observe you. They will observe you. They will') == 'They will observe you.'
+    # What people say twice or three times is kept.
+    for said in ('No, no, no.', 'Sorry, sorry.', 'Yeah yeah', 'Tell me a story about the sea.', '', '... ...'):
+        assert collapse_loops(said) == said
 
 
 def test_audio_longer_than_the_window_is_heard_to_its_end(windowed_recognizer):

@@ -44,13 +44,16 @@ class Transcript:
 
 class Recognizer(ABC):
     name = 'asr'
-    # Running means of one decode's wall time on this host (regular, over the robot's own voice), kept
-    # by whoever times the decodes (hearing): a decode holds hearing that long. 0 until the first.
+    # Running means of one decode's wall time on this host (regular; a final over the robot's own voice;
+    # a partial over it, which decides a barge-in), kept by whoever times the decodes (hearing): a decode
+    # holds hearing that long. 0 until the first.
     typical_decode_s: float = 0.0
     typical_over_own_voice_decode_s: float = 0.0
+    typical_barge_in_decode_s: float = 0.0
 
-    def note_decode(self, seconds: float, over_own_voice: bool = False) -> None:
-        name = 'typical_over_own_voice_decode_s' if over_own_voice else 'typical_decode_s'
+    def note_decode(self, seconds: float, over_own_voice: bool = False, final: bool = True) -> None:
+        name = ('typical_decode_s' if not over_own_voice else
+                'typical_over_own_voice_decode_s' if final else 'typical_barge_in_decode_s')
         mean = getattr(self, name)
         setattr(self, name, seconds if mean == 0.0 else 0.8 * mean + 0.2 * seconds)
 
@@ -58,7 +61,8 @@ class Recognizer(ABC):
     def transcribe(self, audio: np.ndarray, final: bool = True, over_own_voice: bool = False) -> Transcript:
         """``final``: the utterance's transcript (not a partial). ``over_own_voice``: the audio was heard
         while this robot played its own voice, whose residue a cheaper decode more readily hears as
-        words; a backend with a cheaper mode keeps its most careful one for such audio."""
+        words; a backend with a cheaper mode keeps its most careful one for such finals, and its
+        quickest for such partials, which decide whether the robot stops talking."""
 
     def close(self) -> None:
         pass
@@ -113,6 +117,45 @@ FRAMES_PER_S = 100            # Whisper's log-mel frames (10 ms hop)
 WHISPER_WINDOW_S = 30.0
 
 
+LOOP_MIN_WORDS = 4            # a phrase repeated back to back over at least this many words is a decoder loop
+
+
+def _word_key(word: str) -> str:
+    return re.sub(r'\W+', '', word.lower())
+
+
+def collapse_loops(text: str) -> str:
+    """Whisper on short or noisy audio can loop: "Okay Okay Okay Okay Okay", "Got it. Got it. Got it.",
+    "They will observe you. They will observe you. They will". A phrase repeated back to back over
+    LOOP_MIN_WORDS words or more becomes one (a single word said three times, "No, no, no.", stays),
+    and a dangling start of one more repeat is dropped. Without this a looped "okay" heard over the
+    robot's voice reads as a ten-word sentence, which no backchannel is."""
+    words = text.split()
+    keys = [_word_key(w) for w in words]
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        for n in range(1, min(6, (len(words) - i) // 2) + 1):
+            unit = keys[i:i + n]
+            if not any(unit):
+                continue
+            reps = 1
+            while keys[i + reps * n:i + (reps + 1) * n] == unit:
+                reps += 1
+            if reps >= 2 and reps * n >= LOOP_MIN_WORDS:
+                out.extend(words[i:i + n])
+                i += reps * n
+                tail = keys[i:i + n]
+                while i < len(words) and tail and unit[:len(tail)] == tail and len(tail) < n:
+                    i += len(tail)
+                    tail = keys[i:i + n]
+                break
+        else:
+            out.append(words[i])
+            i += 1
+    return ' '.join(out)
+
+
 def _windowed_whisper_model(WhisperModel):
     """faster-whisper's model with a shorter encoder window for short audio.
 
@@ -138,7 +181,7 @@ class FasterWhisperRecognizer(Recognizer):
     def __init__(self, model: str = 'tiny.en', device: str = 'cpu', compute_type: str = 'int8', cpu_threads: int = 2,
                  beam_size: int = 1, language: str | None = 'en', names: list[str] | None = None,
                  allow_download: bool = False, encoder_window_s: float = WHISPER_WINDOW_S,
-                 over_own_voice_window_s: float = WHISPER_WINDOW_S):
+                 over_own_voice_window_s: float = WHISPER_WINDOW_S, barge_in_window_s: float = WHISPER_WINDOW_S):
         try:
             from faster_whisper import WhisperModel
         except ImportError:
@@ -147,6 +190,7 @@ class FasterWhisperRecognizer(Recognizer):
         source, local = resolve_whisper_model(model)
         self.encoder_window_s = min(max(encoder_window_s, 1.0), WHISPER_WINDOW_S)
         self.over_own_voice_window_s = min(max(over_own_voice_window_s, 1.0), WHISPER_WINDOW_S)
+        self.barge_in_window_s = min(max(barge_in_window_s, 1.0), WHISPER_WINDOW_S)
         self._lock = threading.Lock()
         try:
             self.model = _windowed_whisper_model(WhisperModel)(
@@ -170,7 +214,8 @@ class FasterWhisperRecognizer(Recognizer):
         # would otherwise run to Whisper's 448-token limit, seconds of compute that stall hearing.
         max_tokens = int(MAX_TOKENS_PER_S * audio.size / SAMPLE_RATE) + MIN_TOKENS
         # The window covers the audio and a second of the silence Whisper expects after it.
-        window = self.over_own_voice_window_s if over_own_voice else self.encoder_window_s
+        window = (self.encoder_window_s if not over_own_voice else
+                  self.over_own_voice_window_s if final else self.barge_in_window_s)
         window_s = max(window, audio.size / SAMPLE_RATE + 1.0)
         with self._lock:      # the window is per call, and a shared model may be called from threads
             self.model.window_frames = int(min(window_s, WHISPER_WINDOW_S) * FRAMES_PER_S)
@@ -184,7 +229,7 @@ class FasterWhisperRecognizer(Recognizer):
                 logprobs.append(seg.avg_logprob)
                 lengths.append(max(1, len(seg.text)))
                 no_speech.append(seg.no_speech_prob)
-        text = ' '.join(t for t in texts if t).strip()
+        text = collapse_loops(' '.join(t for t in texts if t).strip())
         if not text:
             return Transcript('', 0.0)
         avg = float(np.average(logprobs, weights=lengths))
@@ -255,7 +300,8 @@ def make_recognizer(config, names: list[str] | None = None) -> Recognizer:
     if config.backend == 'faster_whisper':
         return FasterWhisperRecognizer(config.model, config.device, config.compute_type, config.cpu_threads,
                                        config.beam_size, config.language, names, config.allow_download,
-                                       config.encoder_window_s, config.over_own_voice_encoder_window_s)
+                                       config.encoder_window_s, config.over_own_voice_encoder_window_s,
+                                       config.barge_in_encoder_window_s)
     if config.backend == 'openai':
         return OpenAiRecognizer(config.openai_model, config.api_key_env, config.base_url, config.timeout_s,
                                 config.language, names, config.openai_partials)

@@ -1098,9 +1098,9 @@ class HearingStage(Stage):
             wants_words = not seg.transcript and cfg.asr.barge_in_words and cfg.asr.backend != 'none' \
                 and self._own_speaking(seg.start) and self.now() - t <= MAX_PARTIAL_LAG_S
             if wants_words and later and \
-                    self.models.recognizer.typical_over_own_voice_decode_s > later[0] - (t - seg.start):
-                # A decode now would hold back the next acoustic estimate (on a CPU a decode outlasts
-                # the 0.12 s between them): decode with that one instead.
+                    self.models.recognizer.typical_barge_in_decode_s > later[0] - (t - seg.start):
+                # A decode now would hold back the next acoustic estimate (on a slow host even the
+                # barge-in window's decode can outlast the 0.12 s between them): decode with that one.
                 self.stats['asr barge-in decodes deferred to the next estimate'] += 1
             elif wants_words:
                 # Someone talks over this robot: whether to stop hangs on "sorry" / "wait" versus
@@ -1108,7 +1108,7 @@ class HearingStage(Stage):
                 # each acoustic estimate until words are trusted (0.18 s often holds "sorry" already;
                 # barge-ins are rare, so the extra decode costs little), before the regular partials.
                 pad = cfg.vad.pad_ms / 1000.0
-                text, confidence = self._transcribe(stream.audio(seg.start - pad, t), over_own_voice=True)
+                text, confidence = self._transcribe(stream.audio(seg.start - pad, t), over_own_voice=True, final=False)
                 self.stats['asr barge-in decodes'] += 1
                 self._publish_words(stream, seg, t, text, text, confidence)
                 # Until the words say which, decode again soon: every 0.1 s the robot talks on costs.
@@ -1146,7 +1146,7 @@ class HearingStage(Stage):
                 self.drop('asr failed', f'{type(exc).__name__}: {exc}')
                 return
             self.stats['asr partial decodes'] += 1
-            self._count_decode(time.perf_counter() - t0, over_own_voice)
+            self._count_decode(time.perf_counter() - t0, over_own_voice, final=False)
             text, _ = self.name_matcher.correct(result.text)
             self._keep_as_speculation(stream, seg, t, text, result.confidence)
             self._publish_words(stream, seg, t, result.text, text, result.confidence)
@@ -1175,13 +1175,14 @@ class HearingStage(Stage):
             return False
         return True
 
-    def _transcribe(self, audio: np.ndarray, over_own_voice: bool) -> tuple[str, float]:
-        """Final-quality transcript (names corrected) and confidence; ('', 0) when ASR fails or is off."""
+    def _transcribe(self, audio: np.ndarray, over_own_voice: bool, final: bool = True) -> tuple[str, float]:
+        """Transcript (names corrected) and confidence; ('', 0) when ASR fails or is off. ``final``: of
+        final quality (``False``: a barge-in decision's quick decode)."""
         if self.config.asr.backend == 'none':
             return '', 0.0
         t0 = time.perf_counter()
         try:
-            result = self.models.recognizer.transcribe(audio, final=True, over_own_voice=over_own_voice)
+            result = self.models.recognizer.transcribe(audio, final=final, over_own_voice=over_own_voice)
             text, _ = self.name_matcher.correct(result.text)
             return text, result.confidence
         except Exception as exc:     # a failing recogniser must not stop hearing
@@ -1189,12 +1190,14 @@ class HearingStage(Stage):
             self.drop('asr failed', f'{type(exc).__name__}: {exc}')
             return '', 0.0
         finally:
-            self._count_decode(time.perf_counter() - t0, over_own_voice)
+            self._count_decode(time.perf_counter() - t0, over_own_voice, final)
 
-    def _count_decode(self, seconds: float, over_own_voice: bool) -> None:
+    def _count_decode(self, seconds: float, over_own_voice: bool, final: bool = True) -> None:
         self.compute['asr'] += seconds
-        self.stats['asr decodes over own voice (longer window)' if over_own_voice else 'asr decodes (default window)'] += 1
-        self.models.recognizer.note_decode(seconds, over_own_voice)
+        self.stats['asr decodes (default window)' if not over_own_voice else
+                   'asr decodes over own voice (longer window)' if final else
+                   'asr partials over own voice (barge-in window)'] += 1
+        self.models.recognizer.note_decode(seconds, over_own_voice, final)
 
     def _over_own_voice(self, start: float, end: float) -> bool:
         """Did this robot play its voice (or its tail ring) while [start, end] was heard?"""
