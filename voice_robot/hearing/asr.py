@@ -145,10 +145,9 @@ def collapse_loops(text: str) -> str:
             if reps >= 2 and reps * n >= LOOP_MIN_WORDS:
                 out.extend(words[i:i + n])
                 i += reps * n
-                tail = keys[i:i + n]
-                while i < len(words) and tail and unit[:len(tail)] == tail and len(tail) < n:
-                    i += len(tail)
-                    tail = keys[i:i + n]
+                rest = keys[i:]
+                if len(rest) < n and unit[:len(rest)] == rest:
+                    i = len(words)        # the loop was cut off in one more repeat
                 break
         else:
             out.append(words[i])
