@@ -1099,8 +1099,8 @@ class HearingStage(Stage):
                 and self._own_speaking(seg.start) and self.now() - t <= MAX_PARTIAL_LAG_S
             if wants_words and later and \
                     self.models.recognizer.typical_barge_in_decode_s > later[0] - (t - seg.start):
-                # A decode now would hold back the next acoustic estimate (on a slow host even the
-                # barge-in window's decode can outlast the 0.12 s between them): decode with that one.
+                # A decode now would hold back the next acoustic estimate (on a CPU a decode with
+                # Whisper's 30 s window outlasts the 0.12 s between them): decode with that one instead.
                 self.stats['asr barge-in decodes deferred to the next estimate'] += 1
             elif wants_words:
                 # Someone talks over this robot: whether to stop hangs on "sorry" / "wait" versus
