@@ -44,18 +44,14 @@ class Transcript:
 
 class Recognizer(ABC):
     name = 'asr'
-    # Running means of one decode's wall time on this host (regular; a final over the robot's own voice;
-    # a partial over it, which decides a barge-in), kept by whoever times the decodes (hearing): a decode
-    # holds hearing that long. 0 until the first.
-    typical_decode_s: float = 0.0
-    typical_over_own_voice_decode_s: float = 0.0
+    # Running mean of one barge-in decode's wall time on this host (a partial heard over the robot's own
+    # voice), kept by whoever times the decodes (hearing): such a decode holds hearing that long while
+    # the robot waits for its next acoustic estimate. 0 until the first.
     typical_barge_in_decode_s: float = 0.0
 
-    def note_decode(self, seconds: float, over_own_voice: bool = False, final: bool = True) -> None:
-        name = ('typical_decode_s' if not over_own_voice else
-                'typical_over_own_voice_decode_s' if final else 'typical_barge_in_decode_s')
-        mean = getattr(self, name)
-        setattr(self, name, seconds if mean == 0.0 else 0.8 * mean + 0.2 * seconds)
+    def note_barge_in_decode(self, seconds: float) -> None:
+        mean = self.typical_barge_in_decode_s
+        self.typical_barge_in_decode_s = seconds if mean == 0.0 else 0.8 * mean + 0.2 * seconds
 
     @abstractmethod
     def transcribe(self, audio: np.ndarray, final: bool = True, over_own_voice: bool = False) -> Transcript:

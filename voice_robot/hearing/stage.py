@@ -1197,7 +1197,8 @@ class HearingStage(Stage):
         self.stats['asr decodes (default window)' if not over_own_voice else
                    'asr decodes over own voice (longer window)' if final else
                    'asr partials over own voice (barge-in window)'] += 1
-        self.models.recognizer.note_decode(seconds, over_own_voice, final)
+        if over_own_voice and not final:
+            self.models.recognizer.note_barge_in_decode(seconds)
 
     def _over_own_voice(self, start: float, end: float) -> bool:
         """Did this robot play its voice (or its tail ring) while [start, end] was heard?"""
