@@ -83,14 +83,19 @@ class Stage:
         self.stats: Counter[str] = Counter()
         self._publish: Callable[[str, Any], None] | None = None
         self._clock: Callable[[], float] = time.monotonic
+        self._offload: Callable[[Callable[[], Any], Callable[[Any], None]], None] | None = None
         self._logger = logging.getLogger(f'voice_robot.{self.name}.{robot}' if robot else f'voice_robot.{self.name}')
         self._last_warn: dict[str, float] = {}
 
     # --- wiring -----------------------------------------------------------------------------
     def bind(self, publish: Callable[[str, Any], None], clock: Callable[[], float],
-             logger: Any | None = None) -> None:
+             logger: Any | None = None, offload: Callable[[Callable[[], Any], Callable[[Any], None]], None] | None = None
+             ) -> None:
+        """``offload(job, then)``: run ``job`` on the stage's worker and ``then(result)`` back among its
+        handlers; without one, jobs run at once in the handler that submits them."""
         self._publish = publish
         self._clock = clock
+        self._offload = offload
         if logger is not None:
             self._logger = logger
 
@@ -115,6 +120,20 @@ class Stage:
         self.stats[f'published {topic}'] += 1
         self._publish(topic, msg)
 
+    @property
+    def offloads(self) -> bool:
+        """Whether ``offload`` jobs run beside the handlers (so a long job does not hold them)."""
+        return self._offload is not None
+
+    def offload(self, job: Callable[[], Any], then: Callable[[Any], None]) -> None:
+        """Run ``job`` off the handler thread (a model's forward pass: it must not touch the stage's state
+        or publish), then ``then(result)`` as a handler of this stage. Jobs of one stage run one at a
+        time, in the order submitted, and so do their ``then`` calls."""
+        if self._offload is None:
+            then(job())
+        else:
+            self._offload(job, then)
+
     def drop(self, reason: str, detail: str = '') -> None:
         """Count and (rate-limited) log a dropped input: nothing is silently lost."""
         self.stats[f'dropped: {reason}'] += 1
@@ -135,12 +154,13 @@ class Stage:
 
 @dataclass
 class Lane:
-    """One worker: a stage runs its handlers one at a time."""
+    """One worker: a stage runs its handlers one at a time (and its offloaded jobs on a second lane)."""
     stage: Stage
     namespace: str
     busy_until: float = 0.0
     busy_total: float = 0.0      # wall seconds spent in handlers
     calls: int = 0
+    worker: 'Lane | None' = None
 
 
 class InProcessBus:
@@ -165,7 +185,8 @@ class InProcessBus:
     def add(self, stage: Stage, namespace: str = '') -> Stage:
         lane = Lane(stage, namespace)
         self.lanes.append(lane)
-        stage.bind(lambda topic, msg, lane=lane: self._publish_from(lane, topic, msg), self._clock_for(lane))
+        stage.bind(lambda topic, msg, lane=lane: self._publish_from(lane, topic, msg), self._clock_for(lane),
+                   offload=lambda job, then, lane=lane: self._submit(lane, job, then))
         for topic, handler in stage.inputs().items():
             self._subs.setdefault(resolve(topic, namespace), []).append((lane, handler))
         for period, callback in stage.timers():
@@ -202,6 +223,15 @@ class InProcessBus:
         t = cur[1] + self._elapsed(cur[2]) if cur is not None and cur[0] is lane else self.now
         self._deliver(resolve(topic, lane.namespace), msg, t)
 
+    def _submit(self, lane: Lane, job: Callable[[], Any], then: Callable[[Any], None]) -> None:
+        """A stage's offloaded job: it occupies the stage's worker lane (a thread in a ROS node) for its
+        compute time, and its result comes back to the stage's own lane when done."""
+        if lane.worker is None:
+            lane.worker = Lane(lane.stage, lane.namespace)
+        cur = self._current
+        t = cur[1] + self._elapsed(cur[2]) if cur is not None and cur[0] is lane else self.now
+        self._push(t, ('job', lane.worker, job, then, lane))
+
     def _deliver(self, topic: str, msg: Any, t: float) -> None:
         for cb in self._taps.get(topic, ()):
             cb(topic, msg, t)
@@ -225,13 +255,16 @@ class InProcessBus:
             self.now = max(self.now, t)
             wall = time.perf_counter()
             self._current = (lane, t, wall)
+            result = done = None
             try:
                 if kind == 'msg':
                     item[2](item[3])
+                elif kind == 'job':
+                    result, done = item[2](), item[3]
                 else:
                     item[2]()
             except Exception:
-                lane.stage.stats['handler errors'] += 1
+                lane.stage.stats['handler errors' if kind != 'job' else 'offloaded job errors'] += 1
                 log.exception('stage %s[%s] failed handling an input', lane.stage.name, lane.stage.robot)
             finally:
                 self._current = None
@@ -239,6 +272,8 @@ class InProcessBus:
             lane.busy_total += spent
             lane.calls += 1
             lane.busy_until = t + (spent * self.compute_scale if self.charge_compute else 0.0)
+            if done is not None:
+                self._push(lane.busy_until, ('msg', item[4], done, result))
             if kind == 'timer':
                 period = item[3]
                 self._push(t + period, item)

@@ -87,6 +87,7 @@ def test_capture_and_hearing_nodes_hear_a_person_over_ros(replay_deployment, ros
         (heard(), hearing.stage.diagnostics(), capture.stage and capture.stage.diagnostics())
     final = next(u for u in utterances if u.is_final)
     assert 'stream restarts' not in hearing.stage.diagnostics()     # hearing kept up: no audio lost
+    assert hearing.stage.offloads and hearing.stage.stats['asr decodes (default window)'] > 0   # on the worker
     assert final.robot == 'ada'
     assert abs(np.degrees(np.angle(np.exp(1j * (final.azimuth - scene.azimuths[0]))))) < 8
     assert not utterances[0].is_final                        # partials before the final

@@ -60,8 +60,12 @@ def run_stage_on_audio(stage, mics: np.ndarray, sample_rate: int = 16000, frame_
     frame = int(round(frame_s * sample_rate))
     pending_states = sorted(states or [], key=lambda s: s.stamp)
     pending_extra = sorted(extra or [], key=lambda x: x[2])
-    acts = {name: (int(np.argmax(np.abs(p) > 0)), p.size - int(np.argmax(np.abs(p[::-1]) > 0))) if np.any(p) else (0, 0)
-            for name, p in (peer_audio or {}).items()}
+
+    def span(played: np.ndarray) -> tuple[int, int]:
+        return (int(np.argmax(np.abs(played) > 0)), played.size - int(np.argmax(np.abs(played[::-1]) > 0))) \
+            if np.any(played) else (0, 0)
+    acts = {name: span(p) for name, p in (peer_audio or {}).items()}
+    own_act = span(reference) if reference is not None else (0, 0)
     t_wall = time.perf_counter()
     seq = 0
     for i in range(0, mics.shape[0] - frame + 1, frame):
@@ -72,12 +76,12 @@ def run_stage_on_audio(stage, mics: np.ndarray, sample_rate: int = 16000, frame_
         while pending_extra and pending_extra[0][2] <= t:
             topic, msg, at = pending_extra.pop(0)
             bus.publish(topic, msg, at=at)
+        # A speech stage sends its whole act, pauses included, as one stream of chunks.
         for name, played in (peer_audio or {}).items():
-            # A speech stage sends its whole act, pauses included, as one stream of chunks.
             if acts[name][0] <= i + frame and i < acts[name][1]:
                 bus.publish(f'/{name}/speech/audio', m.AudioChunk(t, sample_rate, played[i:i + frame, None].copy(),
                                                                   name, seq), at=t)
-        if reference is not None and np.any(reference[i:i + frame]):
+        if reference is not None and own_act[0] <= i + frame and i < own_act[1]:
             bus.publish(ns + '/speech/audio', m.AudioChunk(t, sample_rate, reference[i:i + frame, None].copy(),
                                                            stage.robot, seq), at=t)
         seq += 1
@@ -194,7 +198,8 @@ def _hearing_on_bus(bus, robots, config: HearingConfig, models, record_sources: 
 def _finish(run: HearingRun, bus, sim, t_wall: float) -> None:
     """Take what the finished simulation measured into ``run`` and close the bus (and its stages)."""
     run.wall_s = time.perf_counter() - t_wall
-    run.busy_s = {lane.stage.robot: lane.busy_total for lane in bus.lanes}
+    run.busy_s = {lane.stage.robot: lane.busy_total + (lane.worker.busy_total if lane.worker else 0.0)
+                  for lane in bus.lanes}
     run.duration_s = sim.t
     run.truth = sim.truth
     bus.close()

@@ -152,7 +152,8 @@ def run_scenario(scenario: Scenario, system: SystemConfig | None = None, options
     wall = time.perf_counter() - t_wall - startup
     truth = sim.truth
     extra = {'stage_stats': {f'{lane.stage.name}[{lane.stage.robot}]': dict(lane.stage.stats) for lane in bus.lanes},
-             'stage_busy_s': {f'{lane.stage.name}[{lane.stage.robot}]': round(lane.busy_total, 3) for lane in bus.lanes},
+             'stage_busy_s': {f'{lane.stage.name}[{lane.stage.robot}]{" worker" if lane is not top else ""}':
+                              round(lane.busy_total, 3) for top in bus.lanes for lane in (top, top.worker) if lane},
              'loop_wall_s': round(time.perf_counter() - t_loop, 3), 'system_startup_s': round(startup, 2)}
     if feature_sink is not None:
         for lane in bus.lanes:

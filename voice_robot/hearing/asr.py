@@ -44,14 +44,6 @@ class Transcript:
 
 class Recognizer(ABC):
     name = 'asr'
-    # Running mean of one barge-in decode's wall time on this host (a partial heard over the robot's own
-    # voice), kept by whoever times the decodes (hearing): such a decode holds hearing that long while
-    # the robot waits for its next acoustic estimate. 0 until the first.
-    typical_barge_in_decode_s: float = 0.0
-
-    def note_barge_in_decode(self, seconds: float) -> None:
-        mean = self.typical_barge_in_decode_s
-        self.typical_barge_in_decode_s = seconds if mean == 0.0 else 0.8 * mean + 0.2 * seconds
 
     @abstractmethod
     def transcribe(self, audio: np.ndarray, final: bool = True, over_own_voice: bool = False) -> Transcript:

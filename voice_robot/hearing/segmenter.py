@@ -132,6 +132,8 @@ class Segment:
     speculative_end: float | None = None       # the silence start a speculative final was decoded for
     speculative_text: str = ''
     speculative_confidence: float = 0.0
+    speculating: bool = False                  # its speculative decode is running
+    decoding: bool = False                     # a partial's decode is running
     bearings: list = field(default_factory=list)  # (time, azimuth) of the DOA peaks that fed the track
     pause: tuple | None = None                 # (start, end) of the latest pause inside, until judged
     voice_pauses: list = field(default_factory=list)   # longer pauses whose voices are still to compare

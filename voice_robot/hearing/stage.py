@@ -6,8 +6,8 @@ microphone, per-bin near-end evidence (``echo.NearEndDetector``) and a residual-
 ``gevd`` estimator) and the multi-source tracker (a linear array reports the front image of each
 source); per live track: a beam (MVDR or delay-and-sum, nulls toward the other talkers), VAD on the
 beam, endpointing. An utterance opens when a tracked talker's beam has ``onset_ms`` of speech (first
-partial at once: barge-in latency), gets acoustic backchannel estimates at 0.18 s and 0.3 s (at 0.3 s
-with the first words when it talks over this robot), partials with text from ``asr.min_partial_audio_s``
+partial at once: barge-in latency), gets acoustic backchannel estimates at 0.18 s and 0.3 s (with a
+decode of the first words when it talks over this robot), partials with text from ``asr.min_partial_audio_s``
 on (spaced out by ``asr.partial_growth``; only while this robot speaks, where they decide barge-ins,
 unless ``asr.partials_while_idle``), and exactly one final after ``vad.min_silence_ms`` of
 silence with transcript, voice id, end-of-turn and backchannel probabilities. The final's transcript
@@ -31,6 +31,10 @@ Voice ids: an embedding joins a voice (``diarization.VoiceRegistry``) helped by 
 direction's last voice; a voice just heard from elsewhere needs a clearer match, and segments shorter
 than ``diarization.min_audio_s`` only borrow a voice. Peers' voices arrive on ``/voices/identities``.
 
+ASR decodes run on the stage's worker (``Stage.offload``: a thread of the hearing node, a lane of its
+own in eval), so hearing goes on with the audio while one runs; their words come back to the stage,
+for the utterance if it is still open (partials) or to complete its final.
+
 Models are loaded in the constructor (or shared through ``HearingModels`` when several robots run in
 one process). Bad input is dropped with a counted reason; every buffer is bounded.
 """
@@ -40,6 +44,7 @@ import math
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -74,6 +79,9 @@ BARGE_IN_ASR_INTERVAL_S = 0.2   # re-decode this often while someone talks over 
 EARLY_BACKCHANNEL_S = turn_cues.EARLY_WINDOWS_S     # acoustic backchannel estimates published at these ages
 MAX_PARTIAL_LAG_S = 0.3
 LATE_REFERENCE_TOLERANCE_S = 0.001   # chunk and hop grids differ by rounding, not by lateness
+# Fast conversational speech runs at about 4 words/s (6 syllables/s); ASR output denser than this over
+# the robot's voice is its residue turned into a sentence.
+MAX_WORDS_PER_S = 6.0
 CUT_IN_BACKCHANNEL_P = 0.05   # a partial whose doubted words open like a cut-in ("sorry, ...")
 YOUNG_SEGMENT_S = 0.3          # an utterance this young may still move to the track that hears it
 # Two people close together take turns on one track (the tracker follows the sound across); a pause
@@ -1091,28 +1099,19 @@ class HearingStage(Stage):
             # A barge-in decision cannot wait for words: publish acoustic backchannel estimates on the
             # first audio, then again on a little more.
             self._estimate_backchannel_early(stream, seg)
-            # The estimate goes out before the decode below, which holds hearing for as long as it runs
-            # (0.2-0.4 s on a CPU): a confident estimate stops the robot that much sooner.
+            # The estimate goes out at once; the decode below runs on the stage's worker (0.1-0.4 s on
+            # a CPU), so it holds back neither this estimate nor the next.
             self._publish_utterance(stream, seg, end=t)
-            later = EARLY_BACKCHANNEL_S[seg.early_count:]
             wants_words = not seg.transcript and cfg.asr.barge_in_words and cfg.asr.backend != 'none' \
                 and self._own_speaking(seg.start) and self.now() - t <= MAX_PARTIAL_LAG_S
-            if wants_words and later and \
-                    self.models.recognizer.typical_barge_in_decode_s > later[0] - (t - seg.start):
-                # A decode now would hold back the next acoustic estimate (on a CPU a decode with
-                # Whisper's 30 s window outlasts the 0.12 s between them): decode with that one instead.
-                self.stats['asr barge-in decodes deferred to the next estimate'] += 1
-            elif wants_words:
+            if wants_words:
                 # Someone talks over this robot: whether to stop hangs on "sorry" / "wait" versus
                 # "mm-hmm" / "yeah", which the first word tells far better than acoustics. Decode with
                 # each acoustic estimate until words are trusted (0.18 s often holds "sorry" already;
                 # barge-ins are rare, so the extra decode costs little), before the regular partials.
-                pad = cfg.vad.pad_ms / 1000.0
-                text, confidence = self._transcribe(stream.audio(seg.start - pad, t), over_own_voice=True, final=False)
-                self.stats['asr barge-in decodes'] += 1
-                self._publish_words(stream, seg, t, text, text, confidence)
                 # Until the words say which, decode again soon: every 0.1 s the robot talks on costs.
                 seg.next_asr_at = t + BARGE_IN_ASR_INTERVAL_S
+                self._decode_partial(stream, seg, t, over_own_voice=True, barge_in=True)
             return
         if t >= seg.next_asr_at and t - seg.start >= 0.5 and self.peers:
             peer = self._peer_voice(stream, seg.start, t)
@@ -1137,35 +1136,64 @@ class HearingStage(Stage):
                 self.stats['asr partials skipped (idle)'] += 1
                 return
             begin = seg.start - cfg.vad.pad_ms / 1000.0
-            audio, over_own_voice = stream.audio(begin, t), self._over_own_voice(begin, t)
-            t0 = time.perf_counter()
-            try:
-                result = self.models.recognizer.transcribe(audio, final=False, over_own_voice=over_own_voice)
-            except Exception as exc:     # a failing recogniser must not stop hearing
-                self.stats['asr errors'] += 1
-                self.drop('asr failed', f'{type(exc).__name__}: {exc}')
+            self._decode_partial(stream, seg, t, over_own_voice=self._over_own_voice(begin, t), barge_in=False)
+
+    def _decode_partial(self, stream: TalkerStream, seg: Segment, t: float, over_own_voice: bool,
+                        barge_in: bool) -> None:
+        """Decode the utterance so far (to ``t``) for a partial: one decode per utterance at a time; its
+        words go out if the utterance is still open when they come."""
+        if seg.decoding:
+            self.stats['asr partials skipped (a decode of the utterance is running)'] += 1
+            return
+        seg.decoding = True
+        audio = stream.audio(seg.start - self.config.vad.pad_ms / 1000.0, t)
+
+        def words(heard: str, text: str, confidence: float) -> None:
+            seg.decoding = False
+            holder = self._holder(seg)
+            if holder is None or seg.robot_name:
+                self.stats['asr partials dropped (the utterance ended first)'] += 1
                 return
-            self.stats['asr partial decodes'] += 1
-            self._count_decode(time.perf_counter() - t0, over_own_voice, final=False)
-            text, _ = self.name_matcher.correct(result.text)
-            self._keep_as_speculation(stream, seg, t, text, result.confidence)
-            self._publish_words(stream, seg, t, result.text, text, result.confidence)
+            self.stats['asr barge-in decodes' if barge_in else 'asr partial decodes'] += 1
+            if not barge_in:
+                self._keep_as_speculation(holder, seg, t, text, confidence)
+            self._publish_words(holder, seg, t, heard, text, confidence)
+        self._decode(audio, over_own_voice, False, words)
+
+    def _holder(self, seg: Segment) -> TalkerStream | None:
+        """The talker stream whose open utterance ``seg`` is (None once it was closed)."""
+        return next((st for st in self.streams.values() if st.segment is seg), None)
 
     def _publish_words(self, stream: TalkerStream, seg: Segment, t: float, heard: str, text: str,
                        confidence: float) -> None:
         """A partial with newly decoded words (``heard`` as decoded, ``text`` with names corrected), if
         they are trusted; doubted words that first show a cut-in are published as that alone."""
         cut_in = seg.cut_in_heard
+        # Hearing went on while the words were decoded: a partial's end never moves back.
+        end = max(t, seg.published_end)
         if self._trust_words(heard, confidence, t, seg):
             seg.transcript = text
-            self._publish_utterance(stream, seg, end=t)
+            self._publish_utterance(stream, seg, end=end)
         elif seg.cut_in_heard and not cut_in:
-            self._publish_utterance(stream, seg, end=t)
+            self._publish_utterance(stream, seg, end=end)
 
-    def _trust_words(self, text: str, confidence: float, t: float, seg: Segment | None = None) -> bool:
+    def _trust_words(self, text: str, confidence: float, t: float, seg: Segment | None = None,
+                     start: float | None = None) -> bool:
+        """Whether words decoded up to ``t`` (of speech heard from ``start``, or the segment's start)
+        stand: over our own voice they need ASR confidence and a plausible length."""
         if not text:
             return False
-        if confidence < self.config.asr.over_own_voice_min_confidence and self._own_speaking(t):
+        if not self._own_speaking(t):
+            return True
+        start = seg.start if start is None and seg is not None else start
+        doubted = confidence < self.config.asr.over_own_voice_min_confidence
+        if not doubted and start is not None and self._too_many_words(text, t - start):
+            # Whisper hallucinates fluent sentences into our residue ("we're going to make sure that
+            # we're going to make sure" from a 0.7 s "mm-hmm"), often with good confidence: more words
+            # than anyone says in that time were not said.
+            doubted = True
+            self.stats['asr words doubted (too many for the audio, over own voice)'] += 1
+        if doubted:
             self.stats['asr words doubted (over own voice)'] += 1
             if seg is not None and not seg.cut_in_heard and turn_cues.opens_as_cut_in(text):
                 # The words stay unpublished, but the opening tells a cut-in from a "mm-hmm" better than
@@ -1175,30 +1203,44 @@ class HearingStage(Stage):
             return False
         return True
 
-    def _transcribe(self, audio: np.ndarray, over_own_voice: bool, final: bool = True) -> tuple[str, float]:
-        """Transcript (names corrected) and confidence; ('', 0) when ASR fails or is off. ``final``: of
-        final quality (``False``: a barge-in decision's quick decode)."""
+    def _too_many_words(self, text: str, heard_s: float) -> bool:
+        pad = self.config.vad.pad_ms / 1000.0
+        return len(text.split()) > MAX_WORDS_PER_S * (heard_s + 2 * pad) + 1
+
+    def _decode(self, audio: np.ndarray, over_own_voice: bool, final: bool,
+                then: Callable[[str, str, float], None]) -> None:
+        """Transcribe on the stage's worker, then ``then(heard, text, confidence)`` (``text`` with names
+        corrected; empty when ASR fails or is off). A decode takes 0.1-0.4 s on a CPU: meanwhile hearing
+        goes on with the audio, so the acoustic estimates that stop the robot for a barge-in are not held
+        back by a decode. ``final``: of final quality (``False``: a partial)."""
         if self.config.asr.backend == 'none':
-            return '', 0.0
-        t0 = time.perf_counter()
-        try:
-            result = self.models.recognizer.transcribe(audio, final=final, over_own_voice=over_own_voice)
+            return then('', '', 0.0)
+        recognizer = self.models.recognizer
+
+        def job():
+            t0 = time.perf_counter()
+            try:
+                return recognizer.transcribe(audio, final=final, over_own_voice=over_own_voice), None, \
+                    time.perf_counter() - t0
+            except Exception as exc:     # a failing recogniser must not stop hearing
+                return None, exc, time.perf_counter() - t0
+
+        def done(outcome) -> None:
+            result, error, seconds = outcome
+            self._count_decode(seconds, over_own_voice, final)
+            if error is not None:
+                self.stats['asr errors'] += 1
+                self.drop('asr failed', f'{type(error).__name__}: {error}')
+                return then('', '', 0.0)
             text, _ = self.name_matcher.correct(result.text)
-            return text, result.confidence
-        except Exception as exc:     # a failing recogniser must not stop hearing
-            self.stats['asr errors'] += 1
-            self.drop('asr failed', f'{type(exc).__name__}: {exc}')
-            return '', 0.0
-        finally:
-            self._count_decode(time.perf_counter() - t0, over_own_voice, final)
+            then(result.text, text, result.confidence)
+        self.offload(job, done)
 
     def _count_decode(self, seconds: float, over_own_voice: bool, final: bool = True) -> None:
         self.compute['asr'] += seconds
         self.stats['asr decodes (default window)' if not over_own_voice else
                    'asr decodes over own voice (longer window)' if final else
                    'asr partials over own voice (barge-in window)'] += 1
-        if over_own_voice and not final:
-            self.models.recognizer.note_barge_in_decode(seconds)
 
     def _over_own_voice(self, start: float, end: float) -> bool:
         """Did this robot play its voice (or its tail ring) while [start, end] was heard?"""
@@ -1221,15 +1263,23 @@ class HearingStage(Stage):
             return
         pad = cfg.vad.pad_ms / 1000.0
         seg.speculative_end = end
-        seg.speculative_text, seg.speculative_confidence = self._transcribe(
-            stream.audio(seg.start - pad, end + pad), self._over_own_voice(seg.start - pad, end + pad))
-        self.stats['asr speculative decodes'] += 1
+        seg.speculating = True
         seg.next_asr_at = max(seg.next_asr_at, end + seg.asr_interval)
-        # Kept for the final either way (which judges the words again); a partial shows only words
-        # that would be trusted now, or residue garbled into words would decide a barge-in.
-        if self._trust_words(seg.speculative_text, seg.speculative_confidence, end, seg):
-            seg.transcript = seg.speculative_text
-            self._publish_utterance(stream, seg, end=end)
+        self.stats['asr speculative decodes'] += 1
+
+        def speculation(heard: str, text: str, confidence: float) -> None:
+            seg.speculating = False
+            if seg.speculative_end != end:
+                return       # a later partial heard the pause's speech already
+            seg.speculative_text, seg.speculative_confidence = text, confidence
+            holder = self._holder(seg)
+            # Kept for the final either way (which judges the words again); a partial shows only words
+            # that would be trusted now, or residue garbled into words would decide a barge-in.
+            if holder is not None and not seg.robot_name and self._trust_words(text, confidence, end, seg):
+                seg.transcript = text
+                self._publish_utterance(holder, seg, end=max(end, seg.published_end))
+        self._decode(stream.audio(seg.start - pad, end + pad), self._over_own_voice(seg.start - pad, end + pad),
+                     True, speculation)
 
     def _keep_as_speculation(self, stream: TalkerStream, seg: Segment, t: float, text: str, confidence: float) -> None:
         """A partial decoded at ``t`` after the talker paused heard the whole segment, as a speculative
@@ -1292,12 +1342,24 @@ class HearingStage(Stage):
             self.stats[f'robot speech suppressed: {robot_voice}'] += 1
             self._withdraw(stream, seg, end)
             return
+        speech_heard = (stream, seg, end, duration, speech, voice_id, known_voices)
         if self._speculation_covers(seg, end):
-            text, confidence = seg.speculative_text, seg.speculative_confidence
             self.stats['asr speculative finals used'] += 1
+            if seg.speculating:
+                # Its decode is still running: the worker runs jobs in order, so it is done by then.
+                self.offload(lambda: None, lambda _: self._finish_final(
+                    *speech_heard, seg.speculative_text, seg.speculative_confidence))
+            else:
+                self._finish_final(*speech_heard, seg.speculative_text, seg.speculative_confidence)
         else:
-            text, confidence = self._transcribe(audio, self._over_own_voice(seg.start - pad, end + pad))
-        if text and not self._trust_words(text, confidence, end):
+            self._decode(audio, self._over_own_voice(seg.start - pad, end + pad), True,
+                         lambda heard, text, confidence: self._finish_final(*speech_heard, text, confidence))
+
+    def _finish_final(self, stream: TalkerStream, seg: Segment, end: float, duration: float, speech: np.ndarray,
+                      voice_id: str, known_voices: set, text: str, confidence: float) -> None:
+        """The final of a closed utterance, once its words are decoded."""
+        cfg = self.config
+        if text and not self._trust_words(text, confidence, end, start=seg.start):
             # Garbled residue of our own voice: what was said is unknown (a "mm-hmm", most likely), and
             # words nobody said must not become a turn to answer. Who made the sound can still be known:
             # a voice heard before keeps the utterance, without words (as a cough would be); a voice

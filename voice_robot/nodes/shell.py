@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -39,6 +40,7 @@ SENSOR_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=50, reliabilit
 AUDIO_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=250, reliability=QoSReliabilityPolicy.RELIABLE)
 EVENT_QOS = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=100, reliability=QoSReliabilityPolicy.RELIABLE,
                        durability=QoSDurabilityPolicy.VOLATILE)
+MAX_WORKER_JOBS = 32     # offloaded jobs queued or running per node
 STREAM_QOS = {'audio/raw': AUDIO_QOS, 'faces/observations': SENSOR_QOS}
 
 
@@ -77,6 +79,8 @@ class StageNode(LifecycleNode):
         self._timers: list = []
         self._group = MutuallyExclusiveCallbackGroup()
         self._lock = threading.Lock()
+        self._worker: ThreadPoolExecutor | None = None
+        self._jobs_waiting = 0
         dyn = ParameterDescriptor(dynamic_typing=True)
         self.declare_parameter('robot', robot or '', dyn)
         self.declare_parameter('deployment_file', deployment_file or default_deployment_file(), dyn)
@@ -128,7 +132,8 @@ class StageNode(LifecycleNode):
             self.get_logger().error(f'configure failed: {exc}')
             return TransitionCallbackReturn.FAILURE
         self.robot = robot
-        self.stage.bind(self._publish, self._now, self.get_logger())
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f'{self.get_name()}-worker')
+        self.stage.bind(self._publish, self._now, self.get_logger(), offload=self._offload)
         self.get_logger().info(f'configured {self.stage.name} for robot {robot}')
         return TransitionCallbackReturn.SUCCESS
 
@@ -169,15 +174,57 @@ class StageNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
         if self.stage is not None:
             self.stage.close()
             self.stage = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
         if self.stage is not None:
             self.stage.close()
         return TransitionCallbackReturn.SUCCESS
+
+    def _stop_worker(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.shutdown(wait=True, cancel_futures=True)
+
+    def _offload(self, job, then) -> None:
+        """The stage's long jobs (ASR decodes) run on one worker thread, so they do not hold the
+        executor (microphone audio keeps flowing); their results are handled under the stage's lock,
+        like every callback, in the order submitted."""
+        stage = self.stage
+
+        def run() -> None:
+            try:
+                result = job()
+            except Exception as exc:
+                with self._lock:
+                    self._jobs_waiting -= 1
+                    stage.stats['offloaded job errors'] += 1
+                self.get_logger().error(f'{stage.name}: worker job failed: {exc!r}')
+                return
+            with self._lock:
+                self._jobs_waiting -= 1
+                try:
+                    then(result)
+                except Exception as exc:
+                    stage.stats['handler errors'] += 1
+                    self.get_logger().error(f'{stage.name}: error handling a worker result: {exc!r}')
+
+        worker = self._worker
+        if worker is None:
+            stage.stats['not active: worker job skipped'] += 1
+            return
+        if self._jobs_waiting >= MAX_WORKER_JOBS:
+            # The worker cannot keep up (a model far too slow for this host): drop, counted, rather
+            # than queue without bound.
+            stage.drop('worker queue full', f'{self._jobs_waiting} jobs waiting')
+            return
+        self._jobs_waiting += 1      # under the lock: submitted from a handler
+        worker.submit(run)
 
     # --- plumbing ----------------------------------------------------------------------------
     def _now(self) -> float:
