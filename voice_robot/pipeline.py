@@ -218,19 +218,20 @@ class InProcessBus:
             return 0.0
         return (time.perf_counter() - wall_start) * self.compute_scale
 
-    def _publish_from(self, lane: Lane, topic: str, msg: Any) -> None:
+    def _stamp(self, lane: Lane) -> float:
+        """The moment a lane's handler, running now, does something (publishes, submits a job)."""
         cur = self._current
-        t = cur[1] + self._elapsed(cur[2]) if cur is not None and cur[0] is lane else self.now
-        self._deliver(resolve(topic, lane.namespace), msg, t)
+        return cur[1] + self._elapsed(cur[2]) if cur is not None and cur[0] is lane else self.now
+
+    def _publish_from(self, lane: Lane, topic: str, msg: Any) -> None:
+        self._deliver(resolve(topic, lane.namespace), msg, self._stamp(lane))
 
     def _submit(self, lane: Lane, job: Callable[[], Any], then: Callable[[Any], None]) -> None:
         """A stage's offloaded job: it occupies the stage's worker lane (a thread in a ROS node) for its
         compute time, and its result comes back to the stage's own lane when done."""
         if lane.worker is None:
             lane.worker = Lane(lane.stage, lane.namespace)
-        cur = self._current
-        t = cur[1] + self._elapsed(cur[2]) if cur is not None and cur[0] is lane else self.now
-        self._push(t, ('job', lane.worker, job, then, lane))
+        self._push(self._stamp(lane), ('job', lane.worker, job, then, lane))
 
     def _deliver(self, topic: str, msg: Any, t: float) -> None:
         for cb in self._taps.get(topic, ()):

@@ -44,6 +44,7 @@ import math
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -1342,18 +1343,17 @@ class HearingStage(Stage):
             self.stats[f'robot speech suppressed: {robot_voice}'] += 1
             self._withdraw(stream, seg, end)
             return
-        speech_heard = (stream, seg, end, duration, speech, voice_id, known_voices)
+        finish = partial(self._finish_final, stream, seg, end, duration, speech, voice_id, known_voices)
         if self._speculation_covers(seg, end):
             self.stats['asr speculative finals used'] += 1
             if seg.speculating:
                 # Its decode is still running: the worker runs jobs in order, so it is done by then.
-                self.offload(lambda: None, lambda _: self._finish_final(
-                    *speech_heard, seg.speculative_text, seg.speculative_confidence))
+                self.offload(lambda: None, lambda _: finish(seg.speculative_text, seg.speculative_confidence))
             else:
-                self._finish_final(*speech_heard, seg.speculative_text, seg.speculative_confidence)
+                finish(seg.speculative_text, seg.speculative_confidence)
         else:
             self._decode(audio, self._over_own_voice(seg.start - pad, end + pad), True,
-                         lambda heard, text, confidence: self._finish_final(*speech_heard, text, confidence))
+                         lambda heard, text, confidence: finish(text, confidence))
 
     def _finish_final(self, stream: TalkerStream, seg: Segment, end: float, duration: float, speech: np.ndarray,
                       voice_id: str, known_voices: set, text: str, confidence: float) -> None:
