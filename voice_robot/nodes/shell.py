@@ -199,20 +199,18 @@ class StageNode(LifecycleNode):
 
         def run() -> None:
             try:
-                result = job()
+                result, error = job(), None
             except Exception as exc:
-                with self._lock:
-                    self._jobs_waiting -= 1
-                    stage.stats['offloaded job errors'] += 1
-                self.get_logger().error(f'{stage.name}: worker job failed: {exc!r}')
-                return
-            with self._lock:
+                result, error = None, exc
+
+            def handle() -> None:
                 self._jobs_waiting -= 1
-                try:
+                if error is not None:
+                    stage.stats['offloaded job errors'] += 1
+                    self.get_logger().error(f'{stage.name}: worker job failed: {error!r}')
+                else:
                     then(result)
-                except Exception as exc:
-                    stage.stats['handler errors'] += 1
-                    self.get_logger().error(f'{stage.name}: error handling a worker result: {exc!r}')
+            self._run_locked(handle, 'handler errors', 'error handling a worker result')
 
         worker = self._worker
         if worker is None:
@@ -250,23 +248,21 @@ class StageNode(LifecycleNode):
             except Exception as exc:   # malformed beyond what the converter checks
                 self.stage.drop(f'unreadable {topic}', repr(exc))
                 return
-            with self._lock:
-                try:
-                    handler(msg)
-                except Exception as exc:
-                    self.stage.stats['handler errors'] += 1
-                    self.get_logger().error(f'{self.stage.name}: error handling {topic}: {exc!r}')
+            self._run_locked(lambda: handler(msg), 'handler errors', f'error handling {topic}')
         return callback
 
     def _guard(self, callback):
-        def run() -> None:
-            with self._lock:
-                try:
-                    callback()
-                except Exception as exc:
-                    self.stage.stats['timer errors'] += 1
-                    self.get_logger().error(f'{self.stage.name}: timer error: {exc!r}')
-        return run
+        return lambda: self._run_locked(callback, 'timer errors', 'timer error')
+
+    def _run_locked(self, callback, counter: str, what: str) -> None:
+        """A stage callback under the node's lock (subscriptions, timers and worker results never run
+        at once); an error is counted and logged, never raised into the executor."""
+        with self._lock:
+            try:
+                callback()
+            except Exception as exc:
+                self.stage.stats[counter] += 1
+                self.get_logger().error(f'{self.stage.name}: {what}: {exc!r}')
 
     def _publish_diagnostics(self) -> None:
         stage = self.stage
