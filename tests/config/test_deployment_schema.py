@@ -126,6 +126,6 @@ def test_a_backchannel_model_that_is_no_file_is_named(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_deployment(path)
     assert info.value.key == 'hearing.backchannel_model'
-    assert "'bundled', 'logistic' or the path" in info.value.expectation
-    for choice in ('bundled', 'logistic'):
+    assert "'bundled', 'trees', 'logistic' or the path" in info.value.expectation
+    for choice in ('bundled', 'trees', 'logistic'):
         assert load_deployment(write(tmp_path, GOOD + f'hearing:\n  backchannel_model: {choice}\n'))

@@ -104,25 +104,62 @@ def test_a_cut_in_opening_is_told_from_garbled_residue(text, cut_in):
     assert tc.opens_as_cut_in(text) is cut_in
 
 
-def test_the_over_own_voice_model_is_bundled_for_each_early_window():
-    models = tc.over_own_voice_models()
-    assert sorted(models) == sorted(tc.EARLY_WINDOWS_S)
+@pytest.mark.parametrize('path, features', [(tc.OVER_OWN_VOICE_MODEL, tc.OVER_OWN_VOICE_FEATURES),
+                                            (tc.OVER_OWN_VOICE_ENCODER_MODEL, tc.ENCODER_FEATURES)])
+def test_each_over_own_voice_model_is_bundled_for_each_early_window(path, features):
+    model = tc.over_own_voice_models(str(path))
+    assert model.features == features and model.windows == sorted(tc.EARLY_WINDOWS_S)
     hum = tts('flite:slt', 'Mm-hmm.')
-    for window, model in models.items():
-        assert model.n_features_in_ == tc.barge_in_vector(hum, 16000, window).size
-        p = tc.backchannel_probability_early(hum, 16000, window, models=models)
+    for window, classifier in model.models.items():
+        assert classifier.n_features_in_ == model.vector(hum[:int((window + 0.02) * 16000)], 16000, window).size
+        p = tc.backchannel_probability_early(hum, 16000, window, models=model)
         assert tc.EARLY_MIN <= p <= 1 - tc.EARLY_MIN
 
 
-def test_a_missing_or_foreign_model_file_falls_back_to_the_logistic_model(tmp_path, caplog):
+def test_the_default_over_own_voice_model_joins_encoder_and_trees_and_falls_back_to_trees(monkeypatch, caplog):
+    both = tc.default_over_own_voice_model()
+    assert both.features == f'{tc.ENCODER_FEATURES}+{tc.OVER_OWN_VOICE_FEATURES}'
+    assert both.windows == sorted(tc.EARLY_WINDOWS_S)
+    hum = tts('flite:slt', 'Mm-hmm.')[:int(0.2 * 16000)]
+    encoder, trees = (m.probability(hum, 16000, 0.18) for m in both.members)
+    joined = both.probability(hum, 16000, 0.18)
+    assert min(encoder, trees) <= joined <= max(encoder, trees)     # the mean of their log-odds
+    assert both.probability(hum, 16000, 0.5) is None                # no model for that window
+
+    def no_whisper(model):
+        raise ImportError('no faster_whisper here')
+    tc.over_own_voice_models.cache_clear()
+    monkeypatch.setattr(tc, 'load_onset_encoder', no_whisper)
+    try:
+        assert tc.default_over_own_voice_model().features == tc.OVER_OWN_VOICE_FEATURES
+        assert 'needs the Whisper encoder' in caplog.text and 'only the bundled trees' in caplog.text
+    finally:
+        tc.over_own_voice_models.cache_clear()
+
+
+def test_the_onset_encoder_describes_a_short_clip_and_rejects_what_it_cannot(tmp_path):
+    encoder = tc.load_onset_encoder('tiny.en')
+    wait = tts('flite:slt', 'Wait.')[:int(0.2 * 16000)]
+    vector = encoder.vector(wait)
+    assert vector.shape == (2 * encoder.states(wait).shape[1],) and np.all(np.isfinite(vector))
+    assert not np.allclose(vector, encoder.vector(tts('flite:slt', 'Mm-hmm.')[:int(0.2 * 16000)]))
+    with pytest.raises(ValueError, match='too little audio'):
+        encoder.vector(wait[:500])
+    broken = wait.copy()
+    broken[10] = np.nan
+    with pytest.raises(ValueError, match='non-finite'):
+        encoder.vector(broken)
+
+
+def test_a_missing_or_foreign_model_file_is_not_loaded(tmp_path, caplog):
     import joblib
     foreign = tmp_path / 'foreign.joblib'
     joblib.dump({'features': 'something_else/9', 'models': {0.18: object()}}, foreign)
     broken = tmp_path / 'broken.joblib'
     broken.write_bytes(b'not a joblib file')
     for path in (tmp_path / 'missing.joblib', foreign, broken):
-        assert tc.over_own_voice_models(str(path)) == {}
-    assert 'using the logistic model' in caplog.text
+        assert tc.over_own_voice_models(str(path)) is None
+    assert 'not loaded' in caplog.text and "has features 'something_else/9'" in caplog.text
 
 
 def test_fitting_writes_a_bundle_the_stage_loads(tmp_path):
@@ -138,5 +175,34 @@ def test_fitting_writes_a_bundle_the_stage_loads(tmp_path):
     report = fit_over_own_voice_models(data, data, path)
     assert all(r['test_accuracy'] > 0.9 and r['voice_left_out_accuracy'] > 0.7 for r in report.values())
     loaded = tc.over_own_voice_models(str(path))
-    assert sorted(loaded) == sorted(tc.EARLY_WINDOWS_S)
-    assert loaded[0.18].predict_proba(data[0.18][0][:2]).shape == (2, 2)
+    assert loaded.windows == sorted(tc.EARLY_WINDOWS_S)
+    assert loaded.models[0.18].predict_proba(data[0.18][0][:2]).shape == (2, 2)
+
+
+def test_an_encoder_bundle_is_fitted_on_clips_and_loaded_with_its_encoder(tmp_path):
+    from voice_robot.bench.hearing import fit_over_own_voice_models, over_own_voice_features
+    clips, labels, voices = [], [], []
+    for voice in ('flite:slt', 'flite:rms', 'flite:kal', 'espeak:en+f3', 'espeak:en+m3'):   # 40: enough to fit
+        for label, phrases in ((1, ('Mm-hmm.', 'Yeah.', 'Okay.', 'Right.')), (0, ('Wait.', 'Sorry, stop.', 'Excuse me.', 'Hold on.'))):
+            for text in phrases:
+                clips.append(tts(voice, text)[:int(0.2 * 16000)])
+                labels.append(label)
+                voices.append(voice)
+    clips.append(np.zeros(300, np.float32))        # too short for the encoder: left out, not an error
+    labels.append(1)
+    voices.append('flite:slt')
+    dataset = {0.18: (clips, np.array(labels), np.array(voices))}
+    encoder = tc.load_onset_encoder('tiny.en')
+    data = over_own_voice_features(dataset, tc.ENCODER_FEATURES, encoder)
+    assert data[0.18][0].shape == (len(clips) - 1, encoder.vector(clips[0]).size)
+    path = tmp_path / 'encoder.joblib'
+    report = fit_over_own_voice_models(data, data, path, tc.ENCODER_FEATURES, 'tiny.en')
+    assert report[0.18]['train'] == len(clips) - 1 and report[0.18]['test_auc'] > 0.9   # fits what it saw
+    loaded = tc.over_own_voice_models(str(path))
+    assert loaded.features == tc.ENCODER_FEATURES and loaded.encoder is encoder and loaded.windows == [0.18]
+    p_wait = tc.backchannel_probability_early(clips[4], 16000, 0.18, models=loaded)
+    p_hum = tc.backchannel_probability_early(clips[0], 16000, 0.18, models=loaded)
+    assert p_wait < 0.5 < p_hum
+    # a window the bundle has no classifier for falls back to the clean-render logistic model
+    assert tc.backchannel_probability_early(clips[0], 16000, 0.3, models=loaded) == \
+        tc.backchannel_probability_early(clips[0], 16000, 0.3)

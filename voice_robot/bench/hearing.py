@@ -628,16 +628,18 @@ ROBOT_SENTENCES = ('Sure, let me explain how that works, step by step, it only t
                    'You can find the glass bottles in the green container next to the back door.')
 
 
-def backchannel_render(rng, k: int, robot_sentences: int = 1, robot_after_s: float = 0.8):
+def backchannel_render(rng, k: int, robot_sentences: int = 1, robot_after_s: float = 0.8, voices=None):
     """One backchannel (even k) or interruption said over the robot's own voice in a random room:
     (robot, scene, reference, person start s, label 1 = backchannel, voice), or None if it does not fit.
-    The robot says ``robot_sentences`` sentences and talks on at least ``robot_after_s`` after the onset."""
+    The robot says ``robot_sentences`` sentences and talks on at least ``robot_after_s`` after the onset;
+    the person speaks with one of ``voices`` (default: ``turn_cues.TRAINING_VOICES``)."""
     from voice_robot.acting.tts import synthesize
     from voice_robot.hearing import scenes, turn_cues
     label = 1 - k % 2
     phrase_list = turn_cues.BACKCHANNEL_PHRASES if label else turn_cues.INTERRUPTION_PHRASES
     phrase = phrase_list[int(rng.integers(len(phrase_list)))]
-    voice = turn_cues.TRAINING_VOICES[int(rng.integers(len(turn_cues.TRAINING_VOICES)))]
+    voices = voices or turn_cues.TRAINING_VOICES
+    voice = voices[int(rng.integers(len(voices)))]
     room = (rng.uniform(4.5, 8.0), rng.uniform(4.0, 6.0), 2.7)
     kind = ('circular', 'linear')[int(rng.integers(2))]
     pos = (room[0] * rng.uniform(0.3, 0.5), room[1] * rng.uniform(0.35, 0.65))
@@ -702,13 +704,13 @@ def backchannel_stage_dataset(count: int = 1000, seed: int = 0, progress=None) -
     """Backchannels and interruptions said over the robot's own voice in rendered rooms, heard through a
     real HearingStage in closed loop with the floor (``bench.barge_in.closed_loop``: the DUCK at the
     onset lowers the robot's voice, as on a robot), ASR off: per early window, the audio the stage
-    itself scores. Returns {window_s: (features (``barge_in_vector``), labels (1 = backchannel), voices)}.
+    itself scores. Returns {window_s: (audio clips, labels (1 = backchannel), voices)}.
     """
     from voice_robot.bench.barge_in import ROBOT_TALKS_ON_S, closed_loop
     from voice_robot.conversing.config import BargeInConfig
     from voice_robot.hearing import turn_cues
     from voice_robot.hearing.asr import NullRecognizer
-    from voice_robot.hearing.stage import EARLY_BACKCHANNEL_S, HearingModels, HearingStage
+    from voice_robot.hearing.stage import HearingModels, HearingStage
     from voice_robot.hearing.vad import make_vad
     rng = np.random.default_rng(seed)
     config = HearingConfig(asr={'backend': 'none'})
@@ -717,14 +719,15 @@ def backchannel_stage_dataset(count: int = 1000, seed: int = 0, progress=None) -
     captured: list = []
     original = HearingStage._estimate_backchannel_early
 
-    def capture(stage, stream, seg):
-        window = EARLY_BACKCHANNEL_S[seg.early_count]
+    def capture(stage, stream, seg, age):
+        window = original(stage, stream, seg, age)
         captured.append((round(window, 2), stream.audio(seg.start - 0.02, seg.start + window), seg.start))
-        return original(stage, stream, seg)
+        return window
     HearingStage._estimate_backchannel_early = capture
     try:
         for k in range(count):
-            got = backchannel_render(rng, k, robot_sentences=2, robot_after_s=ROBOT_TALKS_ON_S)
+            got = backchannel_render(rng, k, robot_sentences=2, robot_after_s=ROBOT_TALKS_ON_S,
+                                     voices=turn_cues.OVER_OWN_VOICE_TRAINING_VOICES)
             if got is None:
                 continue
             robot, scene, reference, person_start, label, voice = got
@@ -735,60 +738,94 @@ def backchannel_stage_dataset(count: int = 1000, seed: int = 0, progress=None) -
             for window, audio, start in captured:
                 if window in seen or window not in out or not person_start - 0.3 <= start <= person_start + 0.4:
                     continue
-                try:
-                    vec = turn_cues.barge_in_vector(audio, 16000, window)
-                except ValueError:
-                    continue
+                if audio.size < int((window - 0.05) * 16000):
+                    continue            # the stream's history did not reach back to the onset
                 seen.add(window)
                 xs, ys, vs = out[window]
-                xs.append(vec)
+                xs.append(np.asarray(audio, np.float32))
                 ys.append(label)
                 vs.append(voice)
             if progress:
                 progress(k, label, voice, sorted(seen))
     finally:
         HearingStage._estimate_backchannel_early = original
-    return {w: (np.array(x), np.array(y), np.array(v)) for w, (x, y, v) in out.items()}
+    return {w: (x, np.array(y), np.array(v)) for w, (x, y, v) in out.items()}
 
 
-def _over_own_voice_classifier():
+def over_own_voice_features(dataset: dict, features: str, encoder=None) -> dict:
+    """``backchannel_stage_dataset``'s clips as the feature vectors of one model kind (clips too short
+    for the features are left out)."""
+    from voice_robot.hearing import turn_cues
+    kind = turn_cues.OverOwnVoiceModel(features, {}, encoder)
+    out = {}
+    for window, (clips, y, voices) in dataset.items():
+        rows, keep = [], []
+        for i, clip in enumerate(clips):
+            try:
+                rows.append(kind.vector(clip, 16000, window))
+                keep.append(i)
+            except ValueError:
+                continue
+        out[window] = (np.array(rows), y[keep], voices[keep])
+    return out
+
+
+ENCODER_MODEL_C = 0.01
+
+
+def _over_own_voice_classifier(features: str):
+    from voice_robot.hearing import turn_cues
+    if features == turn_cues.ENCODER_FEATURES:
+        # 768 correlated encoder dimensions from a few thousand clips: a strongly regularised linear
+        # model (trees over-fit them; C chosen on renders of other rooms, see the bundle's report).
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        return make_pipeline(StandardScaler(), LogisticRegression(C=ENCODER_MODEL_C, max_iter=3000))
     from sklearn.ensemble import HistGradientBoostingClassifier
     return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, random_state=0)
 
 
-def fit_over_own_voice_models(train: dict, test: dict, path=None) -> dict:
-    """Fit one over-own-voice model per window on ``train`` and score it, the logistic model and each
-    voice left out on ``test`` (renders of other rooms). Writes the bundle the hearing stage loads."""
+def fit_over_own_voice_models(train: dict, test: dict, path=None, features: str | None = None,
+                              encoder: str | None = None) -> dict:
+    """Fit one over-own-voice model per window on ``train`` and score it and each voice left out on
+    ``test`` (renders of other rooms): {window: (feature vectors, labels, voices)} of ``features``.
+    Writes the bundle the hearing stage loads (``encoder``: the Whisper model the features came from)."""
     import joblib
     from sklearn.metrics import roc_auc_score
     from voice_robot.hearing import turn_cues
+    features = features or turn_cues.OVER_OWN_VOICE_FEATURES
     report, models = {}, {}
-    n_onset = turn_cues.BACKCHANNEL_FEATURE_MEAN.size      # barge_in_vector starts with onset_vector
     for window, (x, y, voices) in sorted(train.items()):
         xt, yt, vt = test[window]
         if len(y) < 40 or len(set(y.tolist())) < 2:
             continue
-        model = _over_own_voice_classifier().fit(x, y)
+        model = _over_own_voice_classifier(features).fit(x, y)
         p = model.predict_proba(xt)[:, 1]
-        logistic = np.array([turn_cues.backchannel_probability_early_from_vector(row[:n_onset]) for row in xt])
         left_out = []
         for voice in sorted(set(voices.tolist())):
             held = vt == voice
             if held.sum() and len(set(yt[held].tolist())) == 2:
-                pv = _over_own_voice_classifier().fit(x[voices != voice], y[voices != voice]).predict_proba(xt[held])[:, 1]
+                pv = _over_own_voice_classifier(features).fit(x[voices != voice], y[voices != voice]).predict_proba(xt[held])[:, 1]
                 left_out.append(float(np.mean((pv > 0.5) == yt[held])))
         report[window] = {
             'train': int(len(y)), 'test': int(len(yt)),
             'test_accuracy': round(float(np.mean((p > 0.5) == yt)), 3),
             'test_auc': round(float(roc_auc_score(yt, p)), 3),
-            'logistic_test_accuracy': round(float(np.mean((logistic > 0.5) == yt)), 3),
             'voice_left_out_accuracy': round(float(np.mean(left_out)), 3) if left_out else None,
             'interruptions_below_0.2': round(float(np.mean(p[yt == 0] < 0.2)), 3),
-            'backchannels_below_0.2': round(float(np.mean(p[yt == 1] < 0.2)), 3)}
+            'backchannels_below_0.2': round(float(np.mean(p[yt == 1] < 0.2)), 3),
+            # the barge-in decision's operating point: a stop probability of 0.9
+            'interruptions_at_most_0.1': round(float(np.mean(p[yt == 0] <= 0.1)), 3),
+            'backchannels_at_most_0.1': round(float(np.mean(p[yt == 1] <= 0.1)), 3)}
         models[window] = model
-    path = path or turn_cues.OVER_OWN_VOICE_MODEL
+    path = path or (turn_cues.OVER_OWN_VOICE_ENCODER_MODEL if features == turn_cues.ENCODER_FEATURES
+                    else turn_cues.OVER_OWN_VOICE_MODEL)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump({'features': turn_cues.OVER_OWN_VOICE_FEATURES, 'models': models, 'report': report}, path, compress=3)
+    bundle = {'features': features, 'models': models, 'report': report}
+    if encoder:
+        bundle['encoder'] = encoder
+    joblib.dump(bundle, path, compress=3)
     turn_cues.over_own_voice_models.cache_clear()
     return report
 
@@ -1127,7 +1164,8 @@ def main(argv=None) -> int:
                         help='render this many backchannels/interruptions over robot speech through the hearing '
                              'stage in closed loop (and half as many other rooms to test on), fit the over-own-voice '
                              'backchannel models and write them (--out, default: the bundled file)')
-    parser.add_argument('--out', help='with --fit-early: write the models here instead of the bundled file')
+    parser.add_argument('--out', help='with --fit-early: write the two models to OUT.barge_in_vector.joblib and '
+                             'OUT.whisper_encoder.joblib instead of the bundled files')
     parser.add_argument('--backchannel-accuracy', type=int, metavar='RENDERS',
                         help='accuracy of the published backchannel probability at 0.18 s and 0.3 s on this many '
                              'backchannels/interruptions over robot speech rendered through the hearing stage')
@@ -1139,9 +1177,15 @@ def main(argv=None) -> int:
         def progress(k, *a):
             if k % 50 == 0:
                 print(k, *a, flush=True)
+        from voice_robot.hearing import turn_cues
         train = backchannel_stage_dataset(args.fit_early, seed=0, progress=progress)
         test = backchannel_stage_dataset(max(100, args.fit_early // 2), seed=1, progress=progress)
-        print(json.dumps(fit_over_own_voice_models(train, test, args.out), indent=1))
+        encoder = turn_cues.load_onset_encoder('tiny.en')
+        for features, whisper in ((turn_cues.OVER_OWN_VOICE_FEATURES, None), (turn_cues.ENCODER_FEATURES, 'tiny.en')):
+            out = f'{args.out}.{features.split("/")[0]}.joblib' if args.out else None
+            report = fit_over_own_voice_models(over_own_voice_features(train, features, encoder),
+                                               over_own_voice_features(test, features, encoder), out, features, whisper)
+            print(features, json.dumps(report, indent=1))
         return 0
     if args.fit_backchannel:
         from voice_robot.hearing import turn_cues

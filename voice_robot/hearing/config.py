@@ -164,15 +164,17 @@ class HearingConfig(Section):
     max_gap_s: float = Field(0.5, gt=0)               # longer gaps in audio/raw restart the stream
     history_s: float = Field(1.0, ge=0.3, le=5.0)     # audio kept to beamform a new talker from its onset
     identities_period_s: float = Field(1.0, gt=0)     # publish changed voices at most this often
-    # Acoustic backchannel-or-interruption estimate while the robot talks: 'bundled' (trees fitted on
-    # speech heard over the robot's voice), 'logistic' (the clean-render model, as when the robot is
-    # silent), or the path of a bundle written by `python -m voice_robot.bench.hearing --fit-early`.
+    # Acoustic backchannel-or-interruption estimate while the robot talks, from models fitted on speech
+    # heard over the robot's voice: 'bundled' (a linear model on Whisper encoder states where the
+    # Whisper model is installed, else the trees), 'trees' (gradient-boosted trees on hand-made
+    # features), 'logistic' (the clean-render model, as when the robot is silent), or the path of a
+    # bundle written by `python -m voice_robot.bench.hearing --fit-early`.
     backchannel_model: str = 'bundled'
 
     @field_validator('backchannel_model')
     @classmethod
     def _model_exists(cls, value: str) -> str:
-        if value not in ('bundled', 'logistic') and not Path(value).expanduser().is_file():
-            raise ValueError(f"expected 'bundled', 'logistic' or the path of a model file (--fit-early); "
+        if value not in ('bundled', 'trees', 'logistic') and not Path(value).expanduser().is_file():
+            raise ValueError(f"expected 'bundled', 'trees', 'logistic' or the path of a model file (--fit-early); "
                              f'no file {value}')
         return value

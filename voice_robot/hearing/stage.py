@@ -78,6 +78,10 @@ REFERENCE_ONSET_AFTER_S = 0.4    # ... after this much silence (a new act, not t
 BARGE_IN_PROGRESS_S = 0.1    # partials at least this often while someone talks over the robot
 BARGE_IN_ASR_INTERVAL_S = 0.2   # re-decode this often while someone talks over the robot without words yet
 EARLY_BACKCHANNEL_S = turn_cues.EARLY_WINDOWS_S     # acoustic backchannel estimates published at these ages
+# ... while the robot is silent: no barge-in to decide, and the clean-render model reads 0.18 s
+SILENT_EARLY_BACKCHANNEL_S = tuple(w for w in EARLY_BACKCHANNEL_S if w >= turn_cues.CLEAN_EARLY_WINDOW_S)
+BARGE_IN_WORDS_FROM_S = 0.18    # barge-in decodes start with the estimate at this age (less audio rarely holds a word)
+OWN_VOICE_CHECK_S = 0.18        # audio enough to tell whether an onset over our voice only follows it
 MAX_PARTIAL_LAG_S = 0.3
 LATE_REFERENCE_TOLERANCE_S = 0.001   # chunk and hop grids differ by rounding, not by lateness
 # Fast conversational speech runs at about 4 words/s (6 syllables/s); ASR output denser than this over
@@ -184,9 +188,10 @@ class HearingStage(Stage):
         self.block_hops = max(1, int(round(config.doa.block_s / self.hop_s)))
         self.models = models or HearingModels.load(config, [robot] + self.peers)
         choice = config.backchannel_model
-        self.over_own_voice_models = {} if choice == 'logistic' else turn_cues.over_own_voice_models(
-            str(turn_cues.OVER_OWN_VOICE_MODEL if choice == 'bundled' else choice))
-        if choice not in ('bundled', 'logistic') and not self.over_own_voice_models:
+        self.over_own_voice_models = (
+            None if choice == 'logistic' else turn_cues.default_over_own_voice_model() if choice == 'bundled'
+            else turn_cues.over_own_voice_models(str(turn_cues.OVER_OWN_VOICE_MODEL if choice == 'trees' else choice)))
+        if choice not in ('bundled', 'logistic', 'trees') and self.over_own_voice_models is None:
             raise ValueError(f'hearing.backchannel_model: {choice} is no model bundle written by --fit-early '
                              '(see the warning above)')
         positions = robot.mic_positions_base()
@@ -1018,7 +1023,7 @@ class HearingStage(Stage):
             seg.robot_name = track.robot_name or self._robot_for_direction(track.azimuth, start)
         if not seg.robot_name and own_speaking and (
                 not self._near_end_since(start - 0.05)
-                or (stream.latest - start >= EARLY_BACKCHANNEL_S[0] and self._own_voice(stream, start, stream.latest))):
+                or (stream.latest - start >= OWN_VOICE_CHECK_S and self._own_voice(stream, start, stream.latest))):
             # While the robot talks, a person must stand out from its residue since the onset, and what
             # was heard so far must not simply follow the robot's own voice.
             seg.robot_name = self.robot
@@ -1030,10 +1035,10 @@ class HearingStage(Stage):
             self.stats[f'robot speech suppressed: {seg.robot_name}'] += 1
             return
         self.stats['utterances opened'] += 1
-        if stream.latest - start >= EARLY_BACKCHANNEL_S[0]:
+        if stream.latest - start >= self._early_windows(seg)[0]:
             # Opened late (a cautious onset over the robot's voice): the barge-in decision on this very
             # partial needs the acoustic estimate, not a blank that reads as "surely not a backchannel".
-            self._estimate_backchannel_early(stream, seg)
+            self._estimate_backchannel_early(stream, seg, stream.latest - start)
         self._publish_utterance(stream, seg, end=stream.latest)
 
     def _withdraw_as_robot(self, stream: TalkerStream, seg: Segment, t: float, robot: str) -> None:
@@ -1043,8 +1048,16 @@ class HearingStage(Stage):
         self.stats['robot speech suppressed'] += 1
         self.stats[f'robot speech suppressed: {robot}'] += 1
 
-    def _estimate_backchannel_early(self, stream: TalkerStream, seg: Segment) -> None:
-        window = EARLY_BACKCHANNEL_S[seg.early_count]
+    def _early_windows(self, seg: Segment) -> tuple[float, ...]:
+        return EARLY_BACKCHANNEL_S if self._own_speaking(seg.start) else SILENT_EARLY_BACKCHANNEL_S
+
+    def _estimate_backchannel_early(self, stream: TalkerStream, seg: Segment, age: float) -> float:
+        """The estimate at the latest early window ``age`` s of speech cover (windows it came too late
+        for are skipped: one estimate, of the most audio). Returns the window."""
+        windows = self._early_windows(seg)
+        while seg.early_count + 1 < len(windows) and windows[seg.early_count + 1] <= age:
+            seg.early_count += 1
+        window = windows[seg.early_count]
         seg.early_count += 1
         seg.early_done = True
         t0 = time.perf_counter()
@@ -1053,6 +1066,7 @@ class HearingStage(Stage):
         seg.backchannel_early = turn_cues.backchannel_probability_early(
             audio, self.sample_rate, window, models=self.over_own_voice_models if over_own_voice else None)
         self.compute['turn cues'] += time.perf_counter() - t0
+        return window
 
     def _segment_progress(self, stream: TalkerStream, t: float) -> None:
         seg = stream.segment
@@ -1096,15 +1110,16 @@ class HearingStage(Stage):
 
     def _segment_update(self, stream: TalkerStream, seg: Segment, t: float) -> None:
         cfg = self.config
-        if seg.early_count < len(EARLY_BACKCHANNEL_S) and t - seg.start >= EARLY_BACKCHANNEL_S[seg.early_count]:
+        windows = self._early_windows(seg)
+        if seg.early_count < len(windows) and t - seg.start >= windows[seg.early_count]:
             # A barge-in decision cannot wait for words: publish acoustic backchannel estimates on the
             # first audio, then again on a little more.
-            self._estimate_backchannel_early(stream, seg)
+            window = self._estimate_backchannel_early(stream, seg, t - seg.start)
             # The estimate goes out at once; the decode below runs on the stage's worker (0.1-0.4 s on
             # a CPU), so it holds back neither this estimate nor the next.
             self._publish_utterance(stream, seg, end=t)
-            wants_words = not seg.transcript and cfg.asr.barge_in_words and cfg.asr.backend != 'none' \
-                and self._own_speaking(seg.start) and self.now() - t <= MAX_PARTIAL_LAG_S
+            wants_words = window >= BARGE_IN_WORDS_FROM_S and not seg.transcript and cfg.asr.barge_in_words \
+                and cfg.asr.backend != 'none' and self._own_speaking(seg.start) and self.now() - t <= MAX_PARTIAL_LAG_S
             if wants_words:
                 # Someone talks over this robot: whether to stop hangs on "sorry" / "wait" versus
                 # "mm-hmm" / "yeah", which the first word tells far better than acoustics. Decode with

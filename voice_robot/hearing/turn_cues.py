@@ -370,7 +370,11 @@ def onset_vector(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, window_s: fl
     return np.concatenate([named, m.mean(axis=0), change, [flux]])
 
 
-EARLY_WINDOWS_S = (0.18, 0.3)      # ages (s) of an utterance at which acoustic estimates are published
+# Ages (s) of an utterance at which acoustic estimates are published while the robot talks: the barge-in
+# decision reads each (from 0.12 s: the rendered onset often leads the detected one by 0.05-0.1 s, and a
+# stop within 0.3 s of it must be decided by then), and later ones are surer (the bundle's report).
+EARLY_WINDOWS_S = (0.12, 0.15, 0.18, 0.3)
+CLEAN_EARLY_WINDOW_S = 0.18        # the clean-render logistic model's window (used while the robot is silent)
 
 
 def contour_features(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, window_s: float = 0.3) -> np.ndarray:
@@ -435,42 +439,117 @@ def barge_in_vector(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, window_s:
     return np.concatenate([early_vector(audio, sample_rate, window_s), profile])
 
 
-# The over-own-voice model: gradient-boosted trees (scikit-learn) per early window, fitted on
-# backchannels and interruptions said over the robot's voice and heard through the hearing stage in
-# closed loop, ducking included (``voice_robot.bench.hearing --fit-early``). Over the robot's voice the
-# clean-render logistic model above is right about 0.6 of the time; see the file's ``report``.
+# The over-own-voice models, fitted on backchannels and interruptions said over the robot's voice and
+# heard through the hearing stage in closed loop, ducking included (``voice_robot.bench.hearing
+# --fit-early``), one per early window. Two kinds, by the features they read: a linear model on Whisper's
+# encoder states of the window (``onset_encoder``; the default where the Whisper model is installed) and
+# gradient-boosted trees on ``barge_in_vector``. Over the robot's voice the clean-render logistic model
+# above is right about 0.6 of the time; see each file's ``report``.
 OVER_OWN_VOICE_MODEL = Path(__file__).parent / 'data' / 'backchannel_over_own_voice.joblib'
+OVER_OWN_VOICE_ENCODER_MODEL = Path(__file__).parent / 'data' / 'backchannel_over_own_voice_encoder.joblib'
 OVER_OWN_VOICE_FEATURES = 'barge_in_vector/1'
+ENCODER_FEATURES = 'whisper_encoder/1'
+
+
+@dataclass
+class OverOwnVoiceModel:
+    """Per-window classifiers (``predict_proba``, class 1 = backchannel) and the features they read."""
+    features: str                        # OVER_OWN_VOICE_FEATURES or ENCODER_FEATURES
+    models: dict                         # window s -> classifier
+    encoder: object | None = None        # an ``onset_encoder.OnsetEncoder`` for ENCODER_FEATURES
+
+    @property
+    def windows(self) -> list[float]:
+        return sorted(self.models)
+
+    def vector(self, audio: np.ndarray, sample_rate: int, window_s: float) -> np.ndarray:
+        if self.features == ENCODER_FEATURES:
+            return self.encoder.vector(audio)
+        return barge_in_vector(audio, sample_rate, window_s)
+
+    def probability(self, audio: np.ndarray, sample_rate: int, window_s: float) -> float | None:
+        """Backchannel probability of the window, or None without a classifier for it."""
+        model = self.models.get(round(window_s, 2))
+        if model is None:
+            return None
+        return float(model.predict_proba(self.vector(audio, sample_rate, window_s)[None, :])[0, 1])
 
 
 @lru_cache(maxsize=4)
-def over_own_voice_models(path: str = str(OVER_OWN_VOICE_MODEL)) -> dict:
-    """{window s: classifier} from the bundled file; {} (the logistic model then) if it is missing or
-    was made for other features."""
+def over_own_voice_models(path: str = str(OVER_OWN_VOICE_MODEL)) -> OverOwnVoiceModel | None:
+    """The model in a bundle file; None (the logistic model then) if it is missing, was made for other
+    features or needs a Whisper encoder that cannot be loaded here."""
     import joblib
     try:
         bundle = joblib.load(path)
     except Exception as exc:     # unpickling a damaged file can raise almost anything
-        log.warning('over-own-voice backchannel model %s not loaded (%s: %s): using the logistic model',
-                    path, type(exc).__name__, exc)
-        return {}
-    if bundle.get('features') != OVER_OWN_VOICE_FEATURES:
-        log.warning('over-own-voice backchannel model %s has features %r, not %r: using the logistic model',
-                    path, bundle.get('features'), OVER_OWN_VOICE_FEATURES)
-        return {}
-    return dict(bundle['models'])
+        log.warning('over-own-voice backchannel model %s not loaded (%s: %s)', path, type(exc).__name__, exc)
+        return None
+    features = bundle.get('features') if isinstance(bundle, dict) else None
+    if features not in (OVER_OWN_VOICE_FEATURES, ENCODER_FEATURES):
+        log.warning('over-own-voice backchannel model %s has features %r, not %r or %r', path, features,
+                    OVER_OWN_VOICE_FEATURES, ENCODER_FEATURES)
+        return None
+    encoder = None
+    if features == ENCODER_FEATURES:
+        try:
+            encoder = load_onset_encoder(bundle.get('encoder', 'tiny.en'))
+        except Exception as exc:    # faster-whisper missing, model not installed: the caller falls back
+            log.warning('over-own-voice backchannel model %s needs the Whisper encoder %r, which did not load '
+                        '(%s: %s)', path, bundle.get('encoder'), type(exc).__name__, exc)
+            return None
+    return OverOwnVoiceModel(features, dict(bundle['models']), encoder)
+
+
+@lru_cache(maxsize=2)
+def load_onset_encoder(model: str):
+    from voice_robot.hearing.onset_encoder import OnsetEncoder
+    return OnsetEncoder(model)
+
+
+@dataclass
+class OverOwnVoiceEnsemble:
+    """Over-own-voice models read together: the mean of their log-odds. The linear model on encoder
+    states and the trees on hand-made features err on different clips; together they stop more
+    interruptions at the same share of backchannels (docs/floor-control.md)."""
+    members: tuple
+
+    @property
+    def features(self) -> str:
+        return '+'.join(m.features for m in self.members)
+
+    @property
+    def windows(self) -> list[float]:
+        return sorted(set.intersection(*(set(m.models) for m in self.members)))
+
+    def probability(self, audio: np.ndarray, sample_rate: int, window_s: float) -> float | None:
+        ps = [m.probability(audio, sample_rate, window_s) for m in self.members]
+        if any(p is None for p in ps):
+            return None
+        z = [math.log(p / (1.0 - p)) for p in np.clip(ps, 1e-6, 1.0 - 1e-6)]
+        return _sigmoid(float(np.mean(z)))
+
+
+def default_over_own_voice_model() -> OverOwnVoiceModel | OverOwnVoiceEnsemble | None:
+    """Both bundled models together where the Whisper model is installed, else the bundled trees."""
+    trees = over_own_voice_models(str(OVER_OWN_VOICE_MODEL))
+    encoder = over_own_voice_models(str(OVER_OWN_VOICE_ENCODER_MODEL))
+    if trees is not None and encoder is not None:
+        return OverOwnVoiceEnsemble((encoder, trees))
+    log.warning('backchannels over the robot\'s voice: only the bundled %s', 'trees' if trees else 'encoder model')
+    return trees or encoder
 
 
 def backchannel_probability_early(audio: np.ndarray, sample_rate: int = SAMPLE_RATE,
-                                  window_s: float = EARLY_WINDOWS_S[0], models: dict | None = None) -> float:
-    """From the first ``window_s`` of the utterance's audio only (no words yet). ``models``: the
-    over-own-voice models (``over_own_voice_models``), for speech said while the robot talks and so
+                                  window_s: float = CLEAN_EARLY_WINDOW_S,
+                                  models: OverOwnVoiceModel | OverOwnVoiceEnsemble | None = None) -> float:
+    """From the first ``window_s`` of the utterance's audio only (no words yet). ``models``: an
+    over-own-voice model (``over_own_voice_models``), for speech said while the robot talks and so
     heard through its echo residue and ducking; without one for this window, the logistic model."""
-    model = (models or {}).get(round(window_s, 2))
     try:
-        if model is None:
+        p = models.probability(audio, sample_rate, window_s) if models is not None else None
+        if p is None:
             return backchannel_probability_early_from_vector(onset_vector(audio, sample_rate))
-        p = float(model.predict_proba(barge_in_vector(audio, sample_rate, window_s)[None, :])[0, 1])
     except ValueError:
         return 0.5
     return float(np.clip(p, EARLY_MIN, 1.0 - EARLY_MIN))
@@ -491,6 +570,12 @@ INTERRUPTION_PHRASES = ('Sorry, stop.', 'Wait.', 'Excuse me.', 'No, that is wron
                         'Quiet please.', 'Sorry, sorry.', 'Just a moment.', 'Could you wait?')
 TRAINING_VOICES = ('espeak:en+m3', 'espeak:en+f3', 'espeak:en-us+m5', 'espeak:en-us+f4', 'espeak:en+m1',
                    'flite:awb', 'flite:rms', 'flite:slt', 'flite:kal', 'piper:joe')
+# The over-own-voice models are fitted on more voices: left out one at a time, a voice was the weakest
+# part of their accuracy (the bundle's ``voice_left_out_auc``).
+OVER_OWN_VOICE_TRAINING_VOICES = TRAINING_VOICES + (
+    'espeak:en+Alicia', 'espeak:en+Andy', 'espeak:en+david', 'espeak:en+linda', 'espeak:en-us+m2', 'espeak:en-gb+f2',
+    'espeak:en+m7', 'espeak:en-us+f5', 'espeak:en+klatt', 'espeak:en+john', 'espeak:en+Annie', 'espeak:en+max',
+    'espeak:en-us+m4', 'espeak:en+f1')
 
 
 def reverberate(audio: np.ndarray, rt60: float, seed: int, snr_db: float = 20.0,
