@@ -1054,7 +1054,8 @@ class HearingStage(Stage):
     def _estimate_backchannel_early(self, stream: TalkerStream, seg: Segment, age: float) -> float:
         """The estimate at the latest early window ``age`` s of speech cover (windows it came too late
         for are skipped: one estimate, of the most audio). Returns the window."""
-        windows = self._early_windows(seg)
+        over_own_voice = self._own_speaking(seg.start)
+        windows = EARLY_BACKCHANNEL_S if over_own_voice else SILENT_EARLY_BACKCHANNEL_S
         while seg.early_count + 1 < len(windows) and windows[seg.early_count + 1] <= age:
             seg.early_count += 1
         window = windows[seg.early_count]
@@ -1062,7 +1063,6 @@ class HearingStage(Stage):
         seg.early_done = True
         t0 = time.perf_counter()
         audio = stream.audio(seg.start - 0.02, seg.start + window)
-        over_own_voice = self._own_speaking(seg.start)
         seg.backchannel_early = turn_cues.backchannel_probability_early(
             audio, self.sample_rate, window, models=self.over_own_voice_models if over_own_voice else None)
         self.compute['turn cues'] += time.perf_counter() - t0
