@@ -442,8 +442,8 @@ def barge_in_vector(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, window_s:
 # The over-own-voice models, fitted on backchannels and interruptions said over the robot's voice and
 # heard through the hearing stage in closed loop, ducking included (``voice_robot.bench.hearing
 # --fit-early``), one per early window. Two kinds, by the features they read: a linear model on Whisper's
-# encoder states of the window (``onset_encoder``; the default where the Whisper model is installed) and
-# gradient-boosted trees on ``barge_in_vector``. Over the robot's voice the clean-render logistic model
+# encoder states of the window (``onset_encoder``) and gradient-boosted trees on ``barge_in_vector``; by
+# default both, read together (``default_over_own_voice_model``). Over the robot's voice the clean-render logistic model
 # above is right about 0.6 of the time; see each file's ``report``.
 OVER_OWN_VOICE_MODEL = Path(__file__).parent / 'data' / 'backchannel_over_own_voice.joblib'
 OVER_OWN_VOICE_ENCODER_MODEL = Path(__file__).parent / 'data' / 'backchannel_over_own_voice_encoder.joblib'
@@ -571,7 +571,7 @@ INTERRUPTION_PHRASES = ('Sorry, stop.', 'Wait.', 'Excuse me.', 'No, that is wron
 TRAINING_VOICES = ('espeak:en+m3', 'espeak:en+f3', 'espeak:en-us+m5', 'espeak:en-us+f4', 'espeak:en+m1',
                    'flite:awb', 'flite:rms', 'flite:slt', 'flite:kal', 'piper:joe')
 # The over-own-voice models are fitted on more voices: left out one at a time, a voice was the weakest
-# part of their accuracy (the bundle's ``voice_left_out_auc``).
+# part of their accuracy (the bundle's ``voice_left_out_accuracy``).
 OVER_OWN_VOICE_TRAINING_VOICES = TRAINING_VOICES + (
     'espeak:en+Alicia', 'espeak:en+Andy', 'espeak:en+david', 'espeak:en+linda', 'espeak:en-us+m2', 'espeak:en-gb+f2',
     'espeak:en+m7', 'espeak:en-us+f5', 'espeak:en+klatt', 'espeak:en+john', 'espeak:en+Annie', 'espeak:en+max',
