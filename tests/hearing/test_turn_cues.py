@@ -174,9 +174,29 @@ def test_fitting_writes_a_bundle_the_stage_loads(tmp_path):
     path = tmp_path / 'model.joblib'
     report = fit_over_own_voice_models(data, data, path)
     assert all(r['test_accuracy'] > 0.9 and r['voice_left_out_accuracy'] > 0.7 for r in report.values())
+    assert all(r['train_residue'] == 0 and r['residue_at_most_0.1'] is None for r in report.values())
     loaded = tc.over_own_voice_models(str(path))
     assert loaded.windows == sorted(tc.EARLY_WINDOWS_S)
     assert loaded.models[0.18].predict_proba(data[0.18][0][:2]).shape == (2, 2)
+
+
+def test_residue_rows_weigh_more_and_are_scored_apart_from_people(tmp_path):
+    from voice_robot.bench.hearing import fit_over_own_voice_models
+
+    def draw(seed):
+        rng = np.random.default_rng(seed)
+        y = np.arange(200) % 2
+        y[180:] = 1                                  # residue: nothing to stop for...
+        x = rng.standard_normal((200, 6)) + y[:, None] * 1.0
+        x[180:] = rng.standard_normal((20, 6))       # ...yet it looks like a cut-in
+        kinds = np.array(['person'] * 180 + ['residue'] * 20, dtype=object)
+        return {0.18: (x, y, np.array(['v1', 'v2'] * 100), kinds)}
+    train, test = draw(1), draw(2)
+    # the linear model (the encoder bundle's kind) on plain vectors: no encoder needed to fit it
+    light, heavy = (fit_over_own_voice_models(train, test, tmp_path / f'{w}.joblib', tc.ENCODER_FEATURES,
+                                              residue_weight=w)[0.18] for w in (1.0, 20.0))
+    assert light['train_residue'] == heavy['train_residue'] == 20 and light['test'] == 180
+    assert heavy['residue_at_most_0.5'] < light['residue_at_most_0.5']
 
 
 def test_an_encoder_bundle_is_fitted_on_clips_and_loaded_with_its_encoder(tmp_path):

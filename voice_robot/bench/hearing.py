@@ -704,7 +704,10 @@ def backchannel_stage_dataset(count: int = 1000, seed: int = 0, progress=None) -
     """Backchannels and interruptions said over the robot's own voice in rendered rooms, heard through a
     real HearingStage in closed loop with the floor (``bench.barge_in.closed_loop``: the DUCK at the
     onset lowers the robot's voice, as on a robot), ASR off: per early window, the audio the stage
-    itself scores. Returns {window_s: (audio clips, labels (1 = backchannel), voices)}.
+    itself scores. Segments the robot's own residue opens away from the person's speech are kept too,
+    labelled 1 (nothing to stop for): fitted on people alone, the models took such residue for a
+    cut-in now and then. Returns {window_s: (audio clips, labels (1 = backchannel or residue),
+    voices, kinds ('person' or 'residue'))}.
     """
     from voice_robot.bench.barge_in import ROBOT_TALKS_ON_S, closed_loop
     from voice_robot.conversing.config import BargeInConfig
@@ -715,13 +718,14 @@ def backchannel_stage_dataset(count: int = 1000, seed: int = 0, progress=None) -
     rng = np.random.default_rng(seed)
     config = HearingConfig(asr={'backend': 'none'})
     models = HearingModels(make_vad(config.vad.backend), None, NullRecognizer(), None)
-    out = {w: ([], [], []) for w in turn_cues.EARLY_WINDOWS_S}
+    out = {w: ([], [], [], []) for w in turn_cues.EARLY_WINDOWS_S}
     captured: list = []
     original = HearingStage._estimate_backchannel_early
 
     def capture(stage, stream, seg, age):
         window = original(stage, stream, seg, age)
-        captured.append((round(window, 2), stream.audio(seg.start - 0.02, seg.start + window), seg.start))
+        if stage._own_speaking(seg.start):
+            captured.append((round(window, 2), stream.audio(seg.start - 0.02, seg.start + window), seg))
         return window
     HearingStage._estimate_backchannel_early = capture
     try:
@@ -731,34 +735,39 @@ def backchannel_stage_dataset(count: int = 1000, seed: int = 0, progress=None) -
             if got is None:
                 continue
             robot, scene, reference, person_start, label, voice = got
+            person_end = scene.spans[1][1]
             captured.clear()
             closed_loop(robot, scene, reference, person_start, BargeInConfig(), config, models)
-            seen = set()
-            # The person's segment (residue can open one before it): the first capture of each window.
-            for window, audio, start in captured:
-                if window in seen or window not in out or not person_start - 0.3 <= start <= person_start + 0.4:
-                    continue
-                if audio.size < int((window - 0.05) * 16000):
+            person_seg = None
+            for window, audio, seg in captured:
+                if window not in out or audio.size < int((window - 0.05) * 16000):
                     continue            # the stream's history did not reach back to the onset
-                seen.add(window)
-                xs, ys, vs = out[window]
+                if person_start - 0.3 <= seg.start <= person_start + 0.4 and person_seg in (None, seg):
+                    person_seg, kind, y = seg, 'person', label       # the first segment there is the person's
+                elif seg.start + window < person_start - 0.05 or seg.start > person_end + 0.1:
+                    kind, y = 'residue', 1
+                else:
+                    continue
+                xs, ys, vs, ks = out[window]
                 xs.append(np.asarray(audio, np.float32))
-                ys.append(label)
+                ys.append(y)
                 vs.append(voice)
+                ks.append(kind)
             if progress:
-                progress(k, label, voice, sorted(seen))
+                progress(k, label, voice, len(captured))
     finally:
         HearingStage._estimate_backchannel_early = original
-    return {w: (x, np.array(y), np.array(v)) for w, (x, y, v) in out.items()}
+    return {w: (x, np.array(y), np.array(v), np.array(kd, dtype=object)) for w, (x, y, v, kd) in out.items()}
 
 
 def over_own_voice_features(dataset: dict, features: str, encoder=None) -> dict:
     """``backchannel_stage_dataset``'s clips as the feature vectors of one model kind (clips too short
-    for the features are left out)."""
+    for the features are left out): {window: (vectors, labels, voices, kinds)}."""
     from voice_robot.hearing import turn_cues
     kind = turn_cues.OverOwnVoiceModel(features, {}, encoder)
     out = {}
-    for window, (clips, y, voices) in dataset.items():
+    for window, (clips, y, voices, *kinds) in dataset.items():
+        kinds = kinds[0] if kinds else np.full(len(y), 'person', dtype=object)
         rows, keep = [], []
         for i, clip in enumerate(clips):
             try:
@@ -766,11 +775,15 @@ def over_own_voice_features(dataset: dict, features: str, encoder=None) -> dict:
                 keep.append(i)
             except ValueError:
                 continue
-        out[window] = (np.array(rows), y[keep], voices[keep])
+        out[window] = (np.array(rows), y[keep], voices[keep], kinds[keep])
     return out
 
 
 ENCODER_MODEL_C = 0.01
+# Residue-only segments are rare in the renders (about one in ten) and each weighs this much more in
+# the fit: a stop on the robot's own voice is worse than a late one (weight chosen on held-out renders
+# and the library's scenes, see the bundle's report).
+RESIDUE_WEIGHT = 10.0
 
 
 def _over_own_voice_classifier(features: str):
@@ -786,38 +799,60 @@ def _over_own_voice_classifier(features: str):
     return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, random_state=0)
 
 
+def _fit_weighted(features: str, x, y, weights):
+    model = _over_own_voice_classifier(features)
+    key = f'{model.steps[-1][0]}__sample_weight' if hasattr(model, 'steps') else 'sample_weight'
+    return model.fit(x, y, **{key: weights})
+
+
 def fit_over_own_voice_models(train: dict, test: dict, path=None, features: str | None = None,
-                              encoder: str | None = None) -> dict:
+                              encoder: str | None = None, residue_weight: float = RESIDUE_WEIGHT) -> dict:
     """Fit one over-own-voice model per window on ``train`` and score it and each voice left out on
-    ``test`` (renders of other rooms): {window: (feature vectors, labels, voices)} of ``features``.
-    Writes the bundle the hearing stage loads (``encoder``: the Whisper model the features came from)."""
+    ``test`` (renders of other rooms): {window: (feature vectors, labels, voices[, kinds])} of
+    ``features``; residue rows weigh ``residue_weight``. Writes the bundle the hearing stage loads
+    (``encoder``: the Whisper model the features came from)."""
     import joblib
     from sklearn.metrics import roc_auc_score
     from voice_robot.hearing import turn_cues
     features = features or turn_cues.OVER_OWN_VOICE_FEATURES
     report, models = {}, {}
-    for window, (x, y, voices) in sorted(train.items()):
-        xt, yt, vt = test[window]
+
+    def kinds_of(rows):
+        return rows[3] if len(rows) > 3 else np.full(len(rows[1]), 'person', dtype=object)
+
+    for window, rows in sorted(train.items()):
+        x, y, voices = rows[:3]
+        residue = kinds_of(rows) == 'residue'
+        xt, yt, vt = test[window][:3]
+        residue_t = kinds_of(test[window]) == 'residue'
+        person_t = ~residue_t
         if len(y) < 40 or len(set(y.tolist())) < 2:
             continue
-        model = _over_own_voice_classifier(features).fit(x, y)
+        weights = np.where(residue, residue_weight, 1.0)
+        model = _fit_weighted(features, x, y, weights)
         p = model.predict_proba(xt)[:, 1]
         left_out = []
         for voice in sorted(set(voices.tolist())):
-            held = vt == voice
+            held = (vt == voice) & person_t
             if held.sum() and len(set(yt[held].tolist())) == 2:
-                pv = _over_own_voice_classifier(features).fit(x[voices != voice], y[voices != voice]).predict_proba(xt[held])[:, 1]
+                rest = voices != voice
+                pv = _fit_weighted(features, x[rest], y[rest], weights[rest]).predict_proba(xt[held])[:, 1]
                 left_out.append(float(np.mean((pv > 0.5) == yt[held])))
+        pp, yp = p[person_t], yt[person_t]
         report[window] = {
-            'train': int(len(y)), 'test': int(len(yt)),
-            'test_accuracy': round(float(np.mean((p > 0.5) == yt)), 3),
-            'test_auc': round(float(roc_auc_score(yt, p)), 3),
+            'train': int(len(y)), 'train_residue': int(residue.sum()), 'residue_weight': residue_weight,
+            'test': int(person_t.sum()), 'test_residue': int(residue_t.sum()),
+            'test_accuracy': round(float(np.mean((pp > 0.5) == yp)), 3),
+            'test_auc': round(float(roc_auc_score(yp, pp)), 3),
             'voice_left_out_accuracy': round(float(np.mean(left_out)), 3) if left_out else None,
-            'interruptions_below_0.2': round(float(np.mean(p[yt == 0] < 0.2)), 3),
-            'backchannels_below_0.2': round(float(np.mean(p[yt == 1] < 0.2)), 3),
+            'interruptions_below_0.2': round(float(np.mean(pp[yp == 0] < 0.2)), 3),
+            'backchannels_below_0.2': round(float(np.mean(pp[yp == 1] < 0.2)), 3),
             # the barge-in decision's operating point: a stop probability of 0.9
-            'interruptions_at_most_0.1': round(float(np.mean(p[yt == 0] <= 0.1)), 3),
-            'backchannels_at_most_0.1': round(float(np.mean(p[yt == 1] <= 0.1)), 3)}
+            'interruptions_at_most_0.1': round(float(np.mean(pp[yp == 0] <= 0.1)), 3),
+            'backchannels_at_most_0.1': round(float(np.mean(pp[yp == 1] <= 0.1)), 3),
+            # residue: a stop at 0.1; at 0.5 or less, the floor stops for it once it lasts give_up_after_s
+            'residue_at_most_0.1': round(float(np.mean(p[residue_t] <= 0.1)), 3) if residue_t.any() else None,
+            'residue_at_most_0.5': round(float(np.mean(p[residue_t] <= 0.5)), 3) if residue_t.any() else None}
         models[window] = model
     path = path or (turn_cues.OVER_OWN_VOICE_ENCODER_MODEL if features == turn_cues.ENCODER_FEATURES
                     else turn_cues.OVER_OWN_VOICE_MODEL)
