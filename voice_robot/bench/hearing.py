@@ -1198,7 +1198,8 @@ def main(argv=None) -> int:
     parser.add_argument('--fit-early', type=int, metavar='RENDERS',
                         help='render this many backchannels/interruptions over robot speech through the hearing '
                              'stage in closed loop (and half as many other rooms to test on), fit the over-own-voice '
-                             'backchannel models (trees and Whisper encoder) and write them (--out, default: the bundled files)')
+                             'backchannel models (trees and Whisper encoder; the residue segments the robot\'s own voice '
+                             'opens count as nothing to stop for) and write them (--out, default: the bundled files)')
     parser.add_argument('--out', help='with --fit-early: write the two models to OUT.barge_in_vector.joblib and '
                              'OUT.whisper_encoder.joblib instead of the bundled files')
     parser.add_argument('--backchannel-accuracy', type=int, metavar='RENDERS',

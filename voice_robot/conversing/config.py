@@ -26,7 +26,7 @@ class BargeInConfig(Section):
     give_up_after_s: float = Field(0.6, gt=0)     # undecided speech this long stops the robot
     # Acoustics alone (hearing's early backchannel probability) stop the robot only when this sure: over
     # the robot's own voice the first 0.12-0.3 s tell "mm-hmm" from "wait" imperfectly (hearing's models
-    # put 39 % of interruptions and 0.5 % of backchannels at 0.1 or below by 0.18 s, 56 % and 0.8 % by
+    # put 38 % of interruptions and 0.2 % of backchannels at 0.1 or below by 0.18 s, 56 % and 0.3 % by
     # 0.3 s), so words and speech that goes on past give_up_after_s decide many barge-ins.
     stop_threshold: float = Field(0.9, ge=0, le=1)
     early_stop_threshold: float = Field(0.9, ge=0, le=1)   # on the first ~0.1 s after decide_after_s
