@@ -760,14 +760,20 @@ def backchannel_stage_dataset(count: int = 1000, seed: int = 0, progress=None) -
     return {w: (x, np.array(y), np.array(v), np.array(kd, dtype=object)) for w, (x, y, v, kd) in out.items()}
 
 
+def _row_kinds(rows: tuple) -> np.ndarray:
+    """The kinds of a dataset's rows ('person' where an older 3-tuple has none)."""
+    return rows[3] if len(rows) > 3 else np.full(len(rows[1]), 'person', dtype=object)
+
+
 def over_own_voice_features(dataset: dict, features: str, encoder=None) -> dict:
     """``backchannel_stage_dataset``'s clips as the feature vectors of one model kind (clips too short
     for the features are left out): {window: (vectors, labels, voices, kinds)}."""
     from voice_robot.hearing import turn_cues
     kind = turn_cues.OverOwnVoiceModel(features, {}, encoder)
     out = {}
-    for window, (clips, y, voices, *kinds) in dataset.items():
-        kinds = kinds[0] if kinds else np.full(len(y), 'person', dtype=object)
+    for window, data in dataset.items():
+        clips, y, voices = data[:3]
+        kinds = _row_kinds(data)
         rows, keep = [], []
         for i, clip in enumerate(clips):
             try:
@@ -816,15 +822,11 @@ def fit_over_own_voice_models(train: dict, test: dict, path=None, features: str 
     from voice_robot.hearing import turn_cues
     features = features or turn_cues.OVER_OWN_VOICE_FEATURES
     report, models = {}, {}
-
-    def kinds_of(rows):
-        return rows[3] if len(rows) > 3 else np.full(len(rows[1]), 'person', dtype=object)
-
     for window, rows in sorted(train.items()):
         x, y, voices = rows[:3]
-        residue = kinds_of(rows) == 'residue'
+        residue = _row_kinds(rows) == 'residue'
         xt, yt, vt = test[window][:3]
-        residue_t = kinds_of(test[window]) == 'residue'
+        residue_t = _row_kinds(test[window]) == 'residue'
         person_t = ~residue_t
         if len(y) < 40 or len(set(y.tolist())) < 2:
             continue
