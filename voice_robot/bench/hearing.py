@@ -742,7 +742,7 @@ def backchannel_stage_dataset(count: int = 1000, seed: int = 0, progress=None) -
             for window, audio, seg in captured:
                 if window not in out or audio.size < int((window - 0.05) * 16000):
                     continue            # the stream's history did not reach back to the onset
-                if person_start - 0.3 <= seg.start <= person_start + 0.4 and person_seg in (None, seg):
+                if person_start - 0.3 <= seg.start <= person_start + 0.4 and (person_seg is None or person_seg is seg):
                     person_seg, kind, y = seg, 'person', label       # the first segment there is the person's
                 elif seg.start + window < person_start - 0.05 or seg.start > person_end + 0.1:
                     kind, y = 'residue', 1
