@@ -64,6 +64,17 @@ def test_looking_down_means_none_even_towards_a_robot():
     assert max(post, key=post.get) == 'child'
 
 
+def test_a_target_below_eye_level_gains_nothing_when_the_gaze_is_level():
+    """Looking level and straight at B, a low target 35 degrees off the ray (someone seated nearby)
+    is not favoured for being low: being below eye level only undoes the looking-down penalty."""
+    eyes = np.array([3.0, 2.0, 1.75])
+    seated = np.array([3.6, 1.6, 1.05])
+    targets = {'B': robot_look_point(B), 'person:seated': seated}
+    post = focus_of_attention(eyes, robot_look_point(B) - eyes, targets)
+    assert max(post, key=post.get) == 'B'
+    assert post['person:seated'] < 0.05
+
+
 def test_person_facing_a_is_looking_at_a_not_b_from_both_cameras():
     rng = np.random.default_rng(3)
     for observer in (A, B):
@@ -111,15 +122,34 @@ def test_people_looking_at_each_other_by_face_and_by_person_id():
 
 
 def test_person_known_only_from_persons_is_a_target():
-    """Somebody out of this camera's view (behind the robot) is still a target from /persons."""
+    """Somebody out of this camera's view (behind the robot), placed by B's camera, is still a target
+    from /persons."""
     behind_a = np.array([0.2, 2.6, 1.3])
-    persons = m.Persons(stamp=0.0, robot='B', persons=[m.Person('person_3', tuple(behind_a))])
+    persons = m.Persons(stamp=0.0, robot='B', persons=[m.Person('person_3', tuple(behind_a), position_std=0.15)])
     faces = [[observe_face(A, PERSON, behind_a, 'p')] for _ in range(5)]
     out = run(AttentionStage(A, [A, B]), frames_of(A, faces, t0=0.1), [persons])
     assert out[-1].faces[0].looked_at == 'person:person_3'
     # Stale person views are not used.
     stale = run(AttentionStage(A, [A, B]), frames_of(A, faces, t0=10.0), [persons])
     assert stale[-1].faces[0].looked_at != 'person:person_3'
+
+
+def test_person_placed_only_by_voice_neither_takes_the_gaze_nor_hides_the_robot():
+    """A voice-only person (metres of position error) half-way along the line of sight to B: the
+    person looking straight at B looks at B, not at a guess of where somebody might stand."""
+    on_the_way = (PERSON + robot_look_point(B)) / 2
+    face = observe_face(A, PERSON, robot_look_point(B), 'p')
+    vague = m.Persons(stamp=0.0, robot='A', persons=[m.Person('person_9', tuple(on_the_way), position_std=1.5)])
+    out = run(AttentionStage(A, [A, B]), frames_of(A, [[face]] * 5, t0=0.1), [vague])
+    assert out[-1].faces[0].looked_at == 'B'
+    # The same person where faces put them (a well-placed head) is looked at, and hides B.
+    placed = m.Persons(stamp=0.0, robot='A', persons=[m.Person('person_9', tuple(on_the_way), position_std=0.1)])
+    out = run(AttentionStage(A, [A, B]), frames_of(A, [[face]] * 5, t0=0.1), [placed])
+    assert out[-1].faces[0].looked_at == 'person:person_9'
+    # Looking well off the vague person's spot is not looking at them.
+    away = observe_face(A, PERSON, robot_look_point(A), 'p')
+    out = run(AttentionStage(A, [A, B]), frames_of(A, [[away]] * 5, t0=0.1), [vague])
+    assert out[-1].faces[0].looked_at == 'A'
 
 
 def test_face_position_in_map_matches_geometry():

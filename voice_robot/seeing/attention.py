@@ -4,8 +4,11 @@ For one face, the candidate targets are every robot (its camera, or a head just 
 array), every other person (from ``/persons`` or the other faces of the same frame) and ``none``. The
 gaze ray is compared with the direction from the eyes to each target; its angular error follows a
 von Mises-Fisher distribution with ``gaze_std_deg`` (kappa = 1 / std^2), and ``none`` is a uniform
-direction, so a ray far from every target means ``none``. A target hidden behind another person's
-head (seen from this face) counts ``occluded_factor`` times less. Looking down (gaze pitch below
+direction, so a ray far from every target means ``none``. A target whose position is uncertain beyond a
+head's size (a person placed only by their voice) widens its lobe by that uncertainty's angle, so a
+person guessed to stand somewhere near the line of sight does not outweigh a robot the ray points at. A target hidden behind
+another person's head (seen from this face) counts ``occluded_factor`` times less; only a head whose
+position is known to within ``occluder_radius_m`` hides anything. Looking down (gaze pitch below
 ``look_down_pitch_deg``) makes ``none`` much more likely unless a target is down there too.
 Over time each face's posterior is smoothed by an exponential filter with time constant
 ``smoothing_s``, which absorbs the ~5 degree frame-to-frame noise of head pose estimates and
@@ -87,8 +90,12 @@ def _sigmoid(x: float) -> float:
 
 
 def focus_likelihoods(head_pos_map, gaze_dir_map, targets: Mapping[str, object],
-                      config: AttentionConfig | None = None) -> dict[str, float]:
-    """Likelihood of the gaze ray under each target and under 'none' (not normalised)."""
+                      config: AttentionConfig | None = None,
+                      position_std: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Likelihood of the gaze ray under each target and under 'none' (not normalised).
+
+    ``position_std``: per target, the standard deviation (m) of its position; targets not in it are
+    where they are said to be (robots, faces seen in this frame)."""
     cfg = config or AttentionConfig()
     head = np.asarray(head_pos_map, dtype=float).reshape(3)
     gaze = np.asarray(gaze_dir_map, dtype=float).reshape(3)
@@ -104,8 +111,10 @@ def focus_likelihoods(head_pos_map, gaze_dir_map, targets: Mapping[str, object],
 
     down = looking_down(gaze_pitch)
     points = {name: np.asarray(point, dtype=float).reshape(3) for name, point in targets.items()}
+    spread = {name: float(s) for name, s in (position_std or {}).items() if math.isfinite(float(s)) and s > 0}
     # People stand in the way: a target behind another person's head, seen from here, is hardly visible.
-    people = [p for name, p in points.items() if name.startswith(PERSON_PREFIX)]
+    people = [p for name, p in points.items() if name.startswith(PERSON_PREFIX)
+              and spread.get(name, 0.0) <= cfg.occluder_radius_m]
     out: dict[str, float] = {}
     for name, p in points.items():
         d = p - head
@@ -117,10 +126,16 @@ def focus_likelihoods(head_pos_map, gaze_dir_map, targets: Mapping[str, object],
         else:
             out[name] = 1.0
         cos = float(np.clip(d @ gaze / dist, -1.0, 1.0))
-        like = float(_vmf_density(np.array([cos]), kappa)[0])
-        # A target that is itself far below eye level is not penalised by the looking-down prior.
+        # The target's own position error beyond a head's size (which the gaze noise already covers),
+        # seen from here, adds to the gaze's angular noise.
+        excess = math.sqrt(max(0.0, spread.get(name, 0.0) ** 2 - cfg.occluder_radius_m ** 2))
+        spread_rad = math.atan2(excess, dist)
+        kappa_here = 1.0 / (math.radians(cfg.gaze_std_deg) ** 2 + spread_rad ** 2)
+        like = float(_vmf_density(np.array([cos]), kappa_here)[0])
+        # A target that is itself far below eye level is not penalised by the looking-down prior (and
+        # gains nothing over other targets when the gaze is level: the prior only ever penalises).
         _, target_pitch = azimuth_elevation(d)
-        like *= looking_down(target_pitch) / down if down > 1.0 else 1.0
+        like *= min(looking_down(target_pitch), down) / down
         out[name] *= like
     out[NONE] = 1.0 / (4 * math.pi)
     return out
@@ -137,11 +152,12 @@ def priors(target_names, none_prior: float) -> dict[str, float]:
 
 
 def focus_of_attention(head_pos_map, gaze_dir_map, targets: Mapping[str, object],
-                       config: AttentionConfig | None = None) -> dict[str, float]:
+                       config: AttentionConfig | None = None,
+                       position_std: Mapping[str, float] | None = None) -> dict[str, float]:
     """Probability that a person at ``head_pos_map`` (eyes, map) gazing along ``gaze_dir_map`` looks at
     each of ``targets`` (name -> map point) or at 'none'. Single frame, no smoothing; sums to 1."""
     cfg = config or AttentionConfig()
-    like = focus_likelihoods(head_pos_map, gaze_dir_map, targets, cfg)
+    like = focus_likelihoods(head_pos_map, gaze_dir_map, targets, cfg, position_std)
     prior = priors(like, cfg.none_prior)
     post = {k: like[k] * prior[k] for k in like}
     total = sum(post.values())
@@ -154,6 +170,14 @@ def _usable_person(p) -> bool:
             all(math.isfinite(float(c)) for c in p.position) and isinstance(p.face_ids, (list, tuple))
     except (AttributeError, TypeError, ValueError):
         return False
+
+
+def _position_std(p) -> float:
+    try:
+        std = float(p.position_std)
+    except (AttributeError, TypeError, ValueError):
+        return 0.0
+    return std if math.isfinite(std) and std > 0 else 0.0
 
 
 class AttentionFilter:
@@ -242,9 +266,9 @@ class AttentionStage(Stage):
         labelled = self._label_faces(observer, faces, persons)
         out = []
         for (face, pos, gaze), (label, linked_person) in zip(faces, labelled):
-            targets = self._targets(label, linked_person, faces, labelled, persons)
+            targets, spread = self._targets(label, linked_person, faces, labelled, persons)
             eyes = pos + np.array([0.0, 0.0, EYES_ABOVE_FACE_CENTRE_M])
-            like = focus_likelihoods(eyes, gaze, targets, self.config)
+            like = focus_likelihoods(eyes, gaze, targets, self.config, spread)
             filt = self._filters.get(face.face_id)
             if filt is None:
                 filt = self._filters[face.face_id] = AttentionFilter(self.config)
@@ -285,8 +309,11 @@ class AttentionStage(Stage):
                 out.append((PERSON_PREFIX + face.face_id, None))
         return out
 
-    def _targets(self, own_label: str, own_person, faces, labelled, persons) -> dict[str, np.ndarray]:
+    def _targets(self, own_label: str, own_person, faces, labelled, persons) \
+            -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """Target points, and the position std of those known only from /persons."""
         targets = {name: robot_look_point(r, self.config.head_above_array_m) for name, r in self.robots.items()}
+        spread: dict[str, float] = {}
         for (face, pos, _), (label, _) in zip(faces, labelled):
             if label != own_label:
                 targets[label] = pos                 # the face seen now is more current than /persons
@@ -300,7 +327,8 @@ class AttentionStage(Stage):
                 if float(np.linalg.norm(np.asarray(p.position[:2]) - own_pos[:2])) < self.config.same_person_m:
                     continue
             targets[label] = np.asarray(p.position, dtype=float)
-        return targets
+            spread[label] = _position_std(p)
+        return targets, spread
 
     def _forget(self, t: float) -> None:
         stale = [k for k, seen in self._face_seen.items() if t - seen > self.config.forget_face_s]
