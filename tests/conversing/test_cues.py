@@ -51,6 +51,9 @@ def test_thinking_aloud_and_backchannels():
     # What a garbled "mm-hmm" over the robot's own voice comes out as: not an interruption by itself.
     ('Can you repeat that?', 1.0),
     ('Seven and then.', 0.0), ("That's lovely.", 0.0), ('Another.', 0.0), ('Mm-hmm.', 0.0), ('You know?', 0.0),
+    # Whole words only: "waiter" or "stopping by" do not open a cut-in.
+    ('One second.', 1.0), ('Stop!', 1.0), ('Waiter, the menu.', 0.0), ('Stopping by later.', 0.0),
+    ('Nobody knows.', 0.0), ('Heyday of jazz.', 0.0),
 ])
 def test_interruption_openers(text, interrupting):
     assert text_cues(text, NAMES).interrupting == interrupting

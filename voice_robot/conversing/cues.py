@@ -49,8 +49,8 @@ THIRD_PERSON_PRONOUN = re.compile(r"\b(ask (him|her|it|them)|(he|she|it)('s| is|
 HESITATION_START = re.compile(r'^(hmm+|hm+|um+|uh+|er+|ah+|oh+|well)\b')
 FIRST_PERSON_MUSING = re.compile(r'\b(where did i|did i|i wonder|where is my|where are my|i forgot)\b')
 # How people open an interruption of someone talking: words a garbled partial rarely invents.
-INTERRUPTION_START = re.compile(r"^(wait|stop|sorry|excuse me|hold on|hang on|pardon|no\b|actually|one moment|"
-                                r"one sec|just a (moment|second|minute)|hey|enough|listen|quiet)")
+INTERRUPTION_START = re.compile(r"^(wait|stop|sorry|excuse me|hold on|hang on|pardon|no|actually|one moment|"
+                                r"one sec(ond)?|just a (moment|second|minute)|hey|enough|listen|quiet)\b")
 # Asking something of whoever talks: the questions that cut in. A bare "?" or "is"/"do" opening is not
 # enough: garbled residue of a "yeah" often comes out as "You know?" (voice-robot bench barge-in).
 INTERRUPTION_ASK = re.compile(r"^(what|where|when|who|why|how|can you|could you|would you|will you|please)\b")
