@@ -22,6 +22,9 @@ def test_named_question_is_answered_over_ros(tmp_path):
     rows = {r['id']: r for r in scored['utterances']}
     assert rows['q1']['responders'] == ['ada'], rows['q1']
     assert scored['metrics']['robot_overlap_s'] == 0.0
+    # Where the person looks, as the attention node said it over ROS, scored against the truth.
+    assert record.gaze and record.face_humans
+    assert scored['metrics']['gaze_target_accuracy'] is not None
     assert (tmp_path / 'ada.log').exists() and (tmp_path / 'truth.json').exists()
     # Each node's counters, as its last /diagnostics said them.
     diagnostics = json.loads((tmp_path / 'diagnostics.json').read_text())

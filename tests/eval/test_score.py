@@ -179,3 +179,24 @@ def test_a_radio_heard_while_a_robot_speaks_is_not_counted_as_robot_speech():
     m = score_scenario(rec)['metrics']
     assert m['clip_speech_as_human'] == 1
     assert m['robot_speech_as_human'] == 1
+
+
+def test_gaze_target_accuracy_scores_settled_heads_by_kind_of_target():
+    from voice_robot.eval.records import GazeSample, HeadTarget
+    rec = record([utt('u1', 'alice', 1.0, 2.0, 'ada')], [], [])
+    rec.humans = ['alice', 'bob']
+    rec.face_humans = {'ada/f1': 'alice', 'bruno/f7': 'alice'}
+    rec.head_targets = [HeadTarget('alice', 0.0, 0.0, 'ada'), HeadTarget('alice', 5.0, 5.4, 'bob'),
+                        HeadTarget('alice', 9.0, 9.3, 'none'), HeadTarget('alice', 12.0, 12.2, '45.0')]
+    rec.gaze = [GazeSample('ada', 1.0, 'f1', 'ada'),                 # right
+                GazeSample('bruno', 1.0, 'f7', 'bruno'),             # wrong robot
+                GazeSample('ada', 5.2, 'f1', 'ada'),                 # head still turning: not scored
+                GazeSample('ada', 6.0, 'f1', 'person:person_3'),     # right: some person
+                GazeSample('ada', 10.0, 'f1', 'ada'),                # wrong: she looks down
+                GazeSample('ada', 13.0, 'f1', 'none'),               # right: a bearing is nobody
+                GazeSample('ada', 13.0, 'f9', 'ada')]                # face of nobody known: not scored
+    s = score_scenario(rec)
+    assert s['metrics']['gaze_target_accuracy'] == pytest.approx(3 / 5)
+    assert aggregate([s, score_scenario(record([utt('u1', 'alice', 1.0, 2.0, 'ada')], [], []))])[
+        'gaze_target_accuracy'] == pytest.approx(3 / 5)
+    assert score_scenario(record([utt('u1', 'alice', 1.0, 2.0, 'ada')], [], []))['metrics']['gaze_target_accuracy'] is None

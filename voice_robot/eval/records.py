@@ -1,7 +1,8 @@
 """What the evaluator scores: the scenario's truth and what the system did, as plain records.
 
 The runner fills them from the simulator's ground truth and from the system's published messages
-(hearing/utterances, fused /conversation/addressee, the robot speech the simulator rendered).
+(hearing/utterances, fused /conversation/addressee, faces/attention, the robot speech the simulator
+rendered).
 """
 from __future__ import annotations
 
@@ -70,6 +71,25 @@ class SystemDecision:
 
 
 @dataclass
+class GazeSample:
+    """What the system said one face looks at (faces/attention): a robot name, 'person:<id>' or 'none'."""
+    robot: str
+    t: float
+    face_id: str
+    looked_at: str
+
+
+@dataclass
+class HeadTarget:
+    """Truth: ``human`` turns their head at ``t`` to ``target`` (robot or human name, 'none', or a yaw
+    in degrees), arriving at ``arrive``."""
+    human: str
+    t: float
+    arrive: float
+    target: str
+
+
+@dataclass
 class ScenarioRecord:
     """Everything needed to score one scenario run."""
     name: str
@@ -84,3 +104,6 @@ class ScenarioRecord:
     render_wall_time_s: float = 0.0
     extra: dict = field(default_factory=dict)      # counters from the stages (diagnostics)
     clip_azimuths: dict[str, dict[str, float]] = field(default_factory=dict)   # robot -> played clip -> rad
+    gaze: list[GazeSample] = field(default_factory=list)
+    face_humans: dict[str, str] = field(default_factory=dict)     # truth: '<robot>/<face id>' -> human
+    head_targets: list[HeadTarget] = field(default_factory=list)

@@ -23,7 +23,7 @@ import yaml
 
 from voice_robot import messages as m
 from voice_robot.config.deployment import SystemConfig, deployment_for_scenario
-from voice_robot.eval.adapt import robot_speech, truth_utterances
+from voice_robot.eval.adapt import face_humans, head_targets, robot_speech, truth_utterances
 from voice_robot.eval.records import ScenarioRecord
 from voice_robot.eval.runner import Recorder, RunOptions
 from voice_robot.sim.scenario import Scenario
@@ -38,8 +38,8 @@ class Monitor:
         import rclpy
         from rclpy.parameter import Parameter
         import voice_robot_interfaces.msg as vr
-        from voice_robot.nodes.convert import (addressee_from_ros, floor_from_ros, speech_state_from_ros,
-                                               utterance_from_ros, voice_from_ros)
+        from voice_robot.nodes.convert import (addressee_from_ros, faces_from_ros, floor_from_ros,
+                                               speech_state_from_ros, utterance_from_ros, voice_from_ros)
         self.node = rclpy.create_node('eval_monitor', parameter_overrides=[Parameter('use_sim_time', value=True)])
         # Every message with the simulated time it arrived: where the latency goes, for debugging.
         self.trace = open(trace_path, 'w') if trace_path else None
@@ -53,6 +53,8 @@ class Monitor:
         for r in robots:
             self._subscribe(vr.Utterance, f'{r.ns}/hearing/utterances', utterance_from_ros, self.on_utterance)
             self._subscribe(vr.SpeechState, f'{r.ns}/speech/state', speech_state_from_ros, self.on_speech)
+            self._subscribe(vr.FaceObservationArray, f'{r.ns}/faces/attention', faces_from_ros,
+                            lambda frame: self.rec.on_attention(None, frame, None))
         self._subscribe(vr.VoiceIdentity, '/voices/identities', voice_from_ros,
                         lambda v: self.rec.on_voice(None, v, None))
         self._subscribe(vr.AddresseeEstimate, '/conversation/addressee', addressee_from_ros, self.on_addressee)
@@ -238,6 +240,7 @@ def run_scenario_ros(scenario: Scenario, system: SystemConfig | None = None, opt
     return ScenarioRecord(
         name=scenario.name, robots=[r.name for r in scenario.robots], humans=[h.name for h in scenario.humans],
         duration_s=duration, utterances=truth_utterances(truth), speech=robot_speech(truth),
-        clip_azimuths=truth.clip_azimuths,
+        clip_azimuths=truth.clip_azimuths, gaze=monitor.rec.gaze, face_humans=face_humans(truth),
+        head_targets=head_targets(truth),
         system_utterances=monitor.rec.resolved_utterances(), decisions=monitor.rec.decisions, wall_time_s=sim_wall,
         extra={'workdir': str(work), 'transport': 'ros2', 'startup_s': round(startup, 1), 'rate': rate})

@@ -19,9 +19,9 @@ from voice_robot.conversing.turn import withdrawn
 from voice_robot.config.deployment import Deployment, SystemConfig, deployment_for_scenario, load_system
 from voice_robot.eval import score as scoring
 from voice_robot.acting.speech import SpeechOutputStage
-from voice_robot.eval.adapt import robot_speech, truth_utterances
+from voice_robot.eval.adapt import face_humans, head_targets, robot_speech, truth_utterances
 from voice_robot.fusing.voices import VoiceAliases
-from voice_robot.eval.records import ScenarioRecord, SystemDecision, SystemUtterance
+from voice_robot.eval.records import GazeSample, ScenarioRecord, SystemDecision, SystemUtterance
 from voice_robot.nodes.robot import CORE_NODES, NodeSpec
 from voice_robot.pipeline import InProcessBus, resolve
 from voice_robot.sim.scenario import Scenario, load_scenario, scenario_files
@@ -49,6 +49,7 @@ class Recorder:
     """Collects what the system published, as scoring records."""
     utterances: list[SystemUtterance] = field(default_factory=list)
     decisions: list[SystemDecision] = field(default_factory=list)
+    gaze: list[GazeSample] = field(default_factory=list)
     aliases: VoiceAliases = field(default_factory=VoiceAliases)
 
     def on_voice(self, topic, v: m.VoiceIdentity, t):
@@ -63,6 +64,9 @@ class Recorder:
         if u.is_final and not withdrawn(u):
             self.utterances.append(SystemUtterance(u.robot, u.utterance_id, u.start, u.end, u.voice_id, u.azimuth,
                                                    u.transcript))
+
+    def on_attention(self, topic, frame: m.FaceFrame, t):
+        self.gaze.extend(GazeSample(frame.robot, float(frame.stamp), f.face_id, f.looked_at) for f in frame.faces)
 
     def on_addressee(self, topic, est: m.AddresseeEstimate, t):
         if not est.fused:
@@ -129,6 +133,7 @@ def run_scenario(scenario: Scenario, system: SystemConfig | None = None, options
         bus.tap(resolve('speech/state', ns), lambda topic, state, t: sim.on_speech_state(state))
         bus.tap(resolve('hearing/utterances', ns), rec.on_utterance)
         bus.tap(resolve('hearing/utterances', ns), lambda topic, u, t: sim.on_heard(u))
+        bus.tap(resolve('faces/attention', ns), rec.on_attention)
     bus.tap('/conversation/addressee', rec.on_addressee)
     bus.tap('/voices/identities', rec.on_voice)
     ns_of = {r.name: r.ns for r in deployment.robots}
@@ -162,7 +167,8 @@ def run_scenario(scenario: Scenario, system: SystemConfig | None = None, options
     return ScenarioRecord(
         name=scenario.name, robots=[r.name for r in scenario.robots], humans=[h.name for h in scenario.humans],
         duration_s=sim.t, utterances=truth_utterances(truth), speech=robot_speech(truth),
-        clip_azimuths=truth.clip_azimuths,
+        clip_azimuths=truth.clip_azimuths, gaze=rec.gaze, face_humans=face_humans(truth),
+        head_targets=head_targets(truth),
         system_utterances=rec.resolved_utterances(), decisions=rec.decisions, wall_time_s=wall,
         render_wall_time_s=render_wall,
         extra=extra)
@@ -184,6 +190,7 @@ METRIC_ROWS = [
     ('false_yields', 'false yields', '{}'),
     ('speaker_attribution_accuracy', 'speaker attribution accuracy', '{:.2f}'),
     ('doa_error_deg', 'DOA error median (deg)', '{:.1f}'),
+    ('gaze_target_accuracy', 'gaze target accuracy', '{:.2f}'),
     ('realtime_factor', 'realtime factor', '{:.2f}'),
 ]
 

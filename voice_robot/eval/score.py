@@ -207,6 +207,7 @@ def score_scenario(record: ScenarioRecord) -> dict:
 
     attribution = speaker_attribution(record)
     doa_errors = doa_errors_deg(record)
+    gaze_right, gaze_total = gaze_targets_right(record)
     duration = max(record.duration_s, 1e-9)
     metrics = {
         'addressee_accuracy': round(addressee_right / scored, 4) if scored else None,
@@ -222,6 +223,7 @@ def score_scenario(record: ScenarioRecord) -> dict:
         'false_yields': counts['false_yields'],
         'speaker_attribution_accuracy': attribution['accuracy'],
         'doa_error_deg': round(float(np.median(doa_errors)), 2) if doa_errors else None,
+        'gaze_target_accuracy': round(gaze_right / gaze_total, 4) if gaze_total else None,
         'realtime_factor': round(record.wall_time_s / duration, 3),
         'backchannel_replies': counts['backchannel_replies'],
         'utterances_scored': scored,
@@ -238,8 +240,31 @@ def score_scenario(record: ScenarioRecord) -> dict:
     internals = {'addressee_right': addressee_right, 'response_right': response_right, 'scored': scored,
                  'latencies': latencies, 'yields': yields, 'doa_errors': doa_errors,
                  'attribution_correct': attribution['correct'], 'attribution_total': attribution['total'],
+                 'gaze_right': gaze_right, 'gaze_total': gaze_total,
                  'confusion': confusion, 'wall': record.wall_time_s, 'duration': record.duration_s}
     return {'name': record.name, 'metrics': metrics, 'utterances': rows, '_internals': internals}
+
+
+def gaze_targets_right(record: ScenarioRecord) -> tuple[int, int]:
+    """(right, scored) over the system's faces/attention samples: a sample is scored once its face's
+    human has turned to where they look (truth), and is right when it names that robot, a person
+    (any: which one needs a person mapping), or 'none' for looking away, down or at a bearing."""
+    by_human: dict[str, list] = defaultdict(list)
+    for h in sorted(record.head_targets, key=lambda h: h.t):
+        by_human[h.human].append(h)
+    robots, humans = set(record.robots), set(record.humans)
+    right = total = 0
+    for g in record.gaze:
+        human = record.face_humans.get(f'{g.robot}/{g.face_id}')
+        current = [h for h in by_human.get(human, ()) if h.t <= g.t]
+        if not current or g.t < current[-1].arrive:
+            continue
+        target = current[-1].target
+        truth = target if target in robots else 'person' if target in humans else 'none'
+        said = 'person' if g.looked_at.startswith('person:') else g.looked_at
+        total += 1
+        right += said == truth
+    return right, total
 
 
 def speaker_attribution(record: ScenarioRecord) -> dict:
@@ -329,6 +354,7 @@ def aggregate(scored: list[dict]) -> dict:
         'yields_not_measured', 'false_yields', 'backchannel_replies', 'utterances_scored', 'utterances_detected',
         'doa_pairs', 'robot_speech_as_human', 'clip_speech_as_human')}
     doa = [e for i in ints for e in i['doa_errors']]
+    gaze_total = sum(i['gaze_total'] for i in ints)
     attr_total = sum(i['attribution_total'] for i in ints)
     confusion: dict[str, Counter] = defaultdict(Counter)
     for i in ints:
@@ -347,6 +373,7 @@ def aggregate(scored: list[dict]) -> dict:
         'speaker_attribution_accuracy': round(sum(i['attribution_correct'] for i in ints) / attr_total, 4)
         if attr_total else None,
         'doa_error_deg': round(float(np.median(doa)), 2) if doa else None,
+        'gaze_target_accuracy': round(sum(i['gaze_right'] for i in ints) / gaze_total, 4) if gaze_total else None,
         'realtime_factor': round(sum(i['wall'] for i in ints) / duration, 3) if duration else None,
         'backchannel_replies': sums['backchannel_replies'],
         'utterances_scored': sums['utterances_scored'],
