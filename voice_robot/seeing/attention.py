@@ -4,11 +4,11 @@ For one face, the candidate targets are every robot (its camera, or a head just 
 array), every other person (from ``/persons`` or the other faces of the same frame) and ``none``. The
 gaze ray is compared with the direction from the eyes to each target; its angular error follows a
 von Mises-Fisher distribution with ``gaze_std_deg`` (kappa = 1 / std^2), and ``none`` is a uniform
-direction, so a ray far from every target means ``none``. A target whose position is uncertain beyond a
-head's size (a person placed only by their voice) widens its lobe by that uncertainty's angle, so a
-person guessed to stand somewhere near the line of sight does not outweigh a robot the ray points at. A target hidden behind
-another person's head (seen from this face) counts ``occluded_factor`` times less; only a head whose
-position is known to within ``occluder_radius_m`` hides anything. Looking down (gaze pitch below
+direction, so a ray far from every target means ``none``. A target whose position is uncertain beyond
+a head's size (a person placed only by their voice) widens its lobe by that uncertainty's angle, so a
+person guessed to stand somewhere near the line of sight does not outweigh a robot the ray points at.
+A target hidden behind another person's head (seen from this face) counts ``occluded_factor`` times
+less; only a head whose position is known to within ``occluder_radius_m`` hides anything. Looking down (gaze pitch below
 ``look_down_pitch_deg``) makes ``none`` much more likely unless a target is down there too.
 Over time each face's posterior is smoothed by an exponential filter with time constant
 ``smoothing_s``, which absorbs the ~5 degree frame-to-frame noise of head pose estimates and
@@ -111,7 +111,7 @@ def focus_likelihoods(head_pos_map, gaze_dir_map, targets: Mapping[str, object],
 
     down = looking_down(gaze_pitch)
     points = {name: np.asarray(point, dtype=float).reshape(3) for name, point in targets.items()}
-    spread = {name: float(s) for name, s in (position_std or {}).items() if math.isfinite(float(s)) and s > 0}
+    spread = {name: _metres(s) for name, s in (position_std or {}).items()}
     # People stand in the way: a target behind another person's head, seen from here, is hardly visible.
     people = [p for name, p in points.items() if name.startswith(PERSON_PREFIX)
               and spread.get(name, 0.0) <= cfg.occluder_radius_m]
@@ -172,10 +172,11 @@ def _usable_person(p) -> bool:
         return False
 
 
-def _position_std(p) -> float:
+def _metres(value) -> float:
+    """A position std as given (any type, from any producer): a finite positive float, else 0."""
     try:
-        std = float(p.position_std)
-    except (AttributeError, TypeError, ValueError):
+        std = float(value)
+    except (TypeError, ValueError):
         return 0.0
     return std if math.isfinite(std) and std > 0 else 0.0
 
@@ -310,7 +311,7 @@ class AttentionStage(Stage):
         return out
 
     def _targets(self, own_label: str, own_person, faces, labelled, persons) \
-            -> tuple[dict[str, np.ndarray], dict[str, float]]:
+            -> tuple[dict[str, np.ndarray], dict[str, object]]:
         """Target points, and the position std of those known only from /persons."""
         targets = {name: robot_look_point(r, self.config.head_above_array_m) for name, r in self.robots.items()}
         spread: dict[str, float] = {}
@@ -327,7 +328,7 @@ class AttentionStage(Stage):
                 if float(np.linalg.norm(np.asarray(p.position[:2]) - own_pos[:2])) < self.config.same_person_m:
                     continue
             targets[label] = np.asarray(p.position, dtype=float)
-            spread[label] = _position_std(p)
+            spread[label] = getattr(p, 'position_std', 0.0)
         return targets, spread
 
     def _forget(self, t: float) -> None:
