@@ -13,6 +13,7 @@ Conventions where the spec leaves room, all documented in docs/scenario-format.m
 """
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter, defaultdict
 
@@ -252,14 +253,15 @@ def gaze_targets_right(record: ScenarioRecord) -> tuple[int, int]:
     by_human: dict[str, list] = defaultdict(list)
     for h in sorted(record.head_targets, key=lambda h: h.t):
         by_human[h.human].append(h)
+    starts = {human: [h.t for h in turns] for human, turns in by_human.items()}
     robots, humans = set(record.robots), set(record.humans)
     right = total = 0
     for g in record.gaze:
         human = record.face_humans.get(f'{g.robot}/{g.face_id}')
-        current = [h for h in by_human.get(human, ()) if h.t <= g.t]
-        if not current or g.t < current[-1].arrive:
+        i = bisect.bisect_right(starts.get(human, []), g.t)
+        if i == 0 or g.t < by_human[human][i - 1].arrive:
             continue
-        target = current[-1].target
+        target = by_human[human][i - 1].target
         truth = target if target in robots else 'person' if target in humans else 'none'
         said = 'person' if g.looked_at.startswith('person:') else g.looked_at
         total += 1
