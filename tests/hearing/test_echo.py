@@ -112,3 +112,17 @@ def test_reference_buffer_returns_what_played_when():
     buf.push(20.0, voice[:320])              # long after: the old audio is gone, nothing grows
     assert buf._data.size <= buf.capacity
     assert np.all(buf.get(5.0, 320) == 0)
+
+
+def test_reference_buffer_stores_seamless_chunks_seamlessly_whatever_their_stamps_round_to():
+    # A loudspeaker plays consecutive chunks back to back (so does the simulator); a stamp that rounds
+    # one sample off where the previous chunk ended must not shift the reference against the echo.
+    buf = ReferenceBuffer(SR)
+    x = np.arange(1, 961, dtype=np.float32)
+    t0 = 5.0 + 0.49 / SR
+    buf.push(t0, x[:320])
+    buf.push(t0 + (320 + 0.02) / SR, x[320:640])        # rounds to the sample after the previous end
+    buf.push(t0 + (640 - 0.9) / SR, x[640:])             # ... and to the one before it
+    assert np.array_equal(buf.get(5.0, 960), x)
+    buf.push(5.0 + 0.1, x[:320])                         # 40 ms later: a new start, stored at its stamp
+    assert np.array_equal(buf.get(5.0 + 0.1, 320), x[:320]) and not np.any(buf.get(5.0 + 0.07, 320))

@@ -411,10 +411,12 @@ class SpeechOutputStage(Stage):
 
     def _play(self, act: Act, samples: np.ndarray, now: float) -> None:
         # Continuous playback keeps consecutive stamps exactly one chunk apart; after a pause (or a late
-        # tick) the next chunk plays now, never in the past.
-        stamp = now if self._next_stamp is None or self._next_stamp < now - 1e-9 else self._next_stamp
+        # tick) the next chunk plays now, never in the past, on the sample grid: then every later stamp
+        # rounds to the sample it plays at, wherever it is stored (the echo reference, the simulator).
+        on_grid = round(now * self.sample_rate) / self.sample_rate
+        stamp = on_grid if self._next_stamp is None or self._next_stamp < now - 1e-9 else self._next_stamp
         if self._next_stamp is not None and self._next_stamp > now + self.config.chunk_ms / 1000.0:
-            stamp = now       # the clock jumped back (sim restart): do not drift ahead of it
+            stamp = on_grid       # the clock jumped back (sim restart): do not drift ahead of it
         target = 10 ** (self.config.duck_gain_db / 20.0) if self._ducked else 1.0
         if target != self._gain:
             # Ramp over the chunk: an instant gain step clicks.

@@ -43,6 +43,11 @@ WARM_SAMPLES_PER_TAP = 8    # played samples per fitted tap (least squares over 
 WARM_STEP = 0.3             # step (share of mu_max) between a warm start and convergence
 LEAK_MARGIN = 16.0          # the step stays full until the error exceeds 16x the expected residual
 REGULARISATION = 0.05       # step normaliser floor, relative to the mean reference power over bins
+# A chunk stamped within this many samples (1 ms at 16 kHz) of where the previous one ended continues it:
+# a loudspeaker plays consecutive chunks seamlessly, while stamps carry clock rounding. Stored at its
+# rounded stamp instead, a chunk half a sample off the grid shifts the reference one sample against
+# what was played, and the canceller loses 20 dB or more until it has re-learned the path.
+CONTIGUOUS_SAMPLES = 16
 
 
 class ReferenceBuffer:
@@ -53,12 +58,17 @@ class ReferenceBuffer:
         self.capacity = int(capacity_s * sample_rate)
         self._start = 0                     # absolute sample index of _data[0]
         self._data = np.zeros(0, np.float32)
+        self._continues: tuple[int, int] | None = None   # (stamped, stored) sample where the latest chunk ended
         self.last_end: float = -np.inf      # time the latest played sample ends
         self.last_active: float = -np.inf   # end time of the latest chunk with energy
 
     def push(self, stamp: float, samples: np.ndarray) -> None:
         samples = np.asarray(samples, np.float32).reshape(-1)
-        begin = int(round(stamp * self.sample_rate))
+        stamped = int(round(stamp * self.sample_rate))
+        begin = stamped
+        if self._continues is not None and abs(stamped - self._continues[0]) <= CONTIGUOUS_SAMPLES:
+            begin = self._continues[1]
+        self._continues = (stamped + samples.size, begin + samples.size)
         if self._data.size == 0 or begin > self._start + self._data.size + self.capacity:
             self._start, self._data = begin, samples.copy()
         else:
