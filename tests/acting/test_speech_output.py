@@ -64,6 +64,22 @@ def synth(text: str, config: SpeechConfig) -> np.ndarray:
     return tts.synthesize(VOICE, text, config.sample_rate, config.level_dbfs)
 
 
+def test_playback_is_stamped_on_the_sample_grid_whenever_the_ticks_come():
+    # Ticks off the sample grid (a late tick, a clock between samples): every stamp still names the
+    # sample it plays at, so the echo reference and the simulator store each chunk where it is played.
+    with BusRig() as rig:
+        rig.bus.now = 0.3 / 16000
+        config = SpeechConfig(chunk_ms=CHUNK_S * 1000)
+        rig.bus.add(SpeechOutputStage(robot(), config, synthesis_wait='full'), '/ada')
+        audio = []
+        rig.bus.tap('/ada/speech/audio', lambda topic, msg, t: audio.append(msg))
+        rig.bus.publish('/ada/speech/command', m.SpeechCommand(action=m.SpeechAction.SAY, speech_id='s1',
+                                                                text='Hello there.', final=True), at=0.1)
+        rig.run(2.0)
+    samples = np.array([c.stamp for c in audio]) * config.sample_rate
+    assert audio and np.allclose(samples, np.round(samples), atol=1e-6)
+
+
 def test_say_plays_exactly_the_synthesised_sentences_in_chunks(rig):
     rig.send(0.1, m.SpeechAction.SAY, 's1', 'Hello there. How are you today?', in_reply_to='u7',
              reply_to_start=-1.5, reply_to_end=0.05)
