@@ -16,6 +16,21 @@ from typing import Any
 import numpy as np
 
 
+# A chunk stamped within this many samples (1 ms at 16 kHz) of where the previous one ended continues it:
+# a loudspeaker plays consecutive chunks back to back, while their stamps carry clock rounding.
+SEAMLESS_SAMPLES = 16
+
+
+def seamless_start(stamped: int, previous: tuple[int, int] | None) -> int:
+    """The sample a chunk stamped to start at sample ``stamped`` plays from, given where the previous
+    chunk ended as (stamped end, played end): right after it when the stamps say so within
+    SEAMLESS_SAMPLES. Whatever stores what was played (the echo reference, the simulator's room) must
+    place each chunk by this one rule, or the two slip apart by the stamps' rounding."""
+    if previous is not None and abs(stamped - previous[0]) <= SEAMLESS_SAMPLES:
+        return previous[1]
+    return stamped
+
+
 class PlaybackError(RuntimeError):
     """An output device cannot be used."""
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import solve_toeplitz
 
+from voice_robot.acting.playback import seamless_start
 from voice_robot.hearing.doa import NoiseFloor
 
 WARM_START_AT_S = (0.15, 0.3, 0.6, 1.0)   # played reference (s) at which the path is re-fitted
@@ -43,11 +44,6 @@ WARM_SAMPLES_PER_TAP = 8    # played samples per fitted tap (least squares over 
 WARM_STEP = 0.3             # step (share of mu_max) between a warm start and convergence
 LEAK_MARGIN = 16.0          # the step stays full until the error exceeds 16x the expected residual
 REGULARISATION = 0.05       # step normaliser floor, relative to the mean reference power over bins
-# A chunk stamped within this many samples (1 ms at 16 kHz) of where the previous one ended continues it:
-# a loudspeaker plays consecutive chunks seamlessly, while stamps carry clock rounding. Stored at its
-# rounded stamp instead, a chunk half a sample off the grid shifts the reference one sample against
-# what was played, and the canceller loses 20 dB or more until it has re-learned the path.
-CONTIGUOUS_SAMPLES = 16
 
 
 class ReferenceBuffer:
@@ -64,10 +60,11 @@ class ReferenceBuffer:
 
     def push(self, stamp: float, samples: np.ndarray) -> None:
         samples = np.asarray(samples, np.float32).reshape(-1)
+        # Placed as the loudspeaker plays it: a chunk stored at its rounded stamp half a sample off the
+        # grid would shift the reference one sample against the echo, and the canceller would lose
+        # 20 dB or more until it had re-learned the path.
         stamped = int(round(stamp * self.sample_rate))
-        begin = stamped
-        if self._continues is not None and abs(stamped - self._continues[0]) <= CONTIGUOUS_SAMPLES:
-            begin = self._continues[1]
+        begin = seamless_start(stamped, self._continues)
         self._continues = (stamped + samples.size, begin + samples.size)
         if self._data.size == 0 or begin > self._start + self._data.size + self.capacity:
             self._start, self._data = begin, samples.copy()

@@ -22,6 +22,7 @@ from typing import Optional
 
 import numpy as np
 
+from voice_robot.acting.playback import seamless_start
 from voice_robot.eval.matching import RESPONSE_WINDOW_S, attribute_speech, is_response
 from voice_robot.messages import AudioChunk, FaceFrame, SpeechKind, SpeechState, Utterance
 from voice_robot.sim.acoustics import (MIC_SELF_NOISE_DBFS, BlockConvolver, DiffuseNoise, FutureBuffer, PointNoise,
@@ -233,10 +234,7 @@ class Simulator:
             return
         n = samples.size
         wanted = int(round(chunk.stamp * self.sample_rate))
-        start = wanted
-        previous = self._last_chunk.get(robot)
-        if previous is not None and abs(wanted - previous[0]) <= 16:
-            start = previous[1]           # continues the previous chunk: keep the audio seamless
+        start = seamless_start(wanted, self._last_chunk.get(robot))
         if start < self._sample:
             self.stats['late robot audio chunks'] += 1
             self.stats['late robot audio s'] += (self._sample - start) / self.sample_rate
