@@ -48,6 +48,9 @@ THANKS = re.compile(r"^(thanks|thank you)\b")   # mid-explanation, thanks usuall
 PEER_STATE_STALE_S = 1.0    # a peer's "speaking" not refreshed for this long is over (it publishes ~8/s)
 DECISION_WAIT_S = 1.0    # a final of ours still being decided holds the grant of its span this long at most
 IDLE_RELEASE_S = 10.0    # longer than the dialogue's LLM timeout: a slow reply after a filler keeps the floor
+# Probabilities reach us as ROS float32 fields: hearing's bounded acoustic estimate 0.1 arrives as
+# 0.10000000149, and 1 - that fell short of the 0.9 stop threshold it was sent to meet.
+FLOAT32_SLACK = 1e-6
 
 
 @dataclass
@@ -439,7 +442,7 @@ class FloorStage(Stage):
             # utterance clearly longer than a listener response is.
             clearly_longer = heard >= self.barge.give_up_after_s * LONGER_THAN_BACKCHANNEL
             going_on = not u.is_final and heard >= self.barge.give_up_after_s and backchannel <= 0.5
-            if p_stop >= threshold:
+            if p_stop >= threshold - FLOAT32_SLACK:
                 self._stop_for(intr, now)
             elif (clearly_longer or going_on) and not words.backchannel_like:
                 self._stop_for(intr, now)
