@@ -9,6 +9,7 @@ z up, azimuth counter-clockwise from +x) unless a name says otherwise; positions
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -17,6 +18,31 @@ import numpy as np
 # Addressee classes beside the robot names.
 GROUP = 'robots'
 OTHERS = 'others'
+
+
+# --- what the ROS fields carry ------------------------------------------------------------------
+# A stage that compares its own value with a peer's must compare what the peer received: the ROS
+# messages carry times in whole nanoseconds and scores and probabilities as float32.
+
+def stamp_parts(t: float) -> tuple[int, int]:
+    """(sec, nanosec) of a builtin_interfaces/Time for ``t`` (NaN, inf and negative times: 0)."""
+    if not math.isfinite(t) or t < 0:
+        return 0, 0
+    # Round the whole time to nanoseconds first: rounding only the fraction turns 4.9999999999 into
+    # (4 s, 1e9 ns), and dropping the overflow would send it a whole second early.
+    sec, nanosec = divmod(int(round(t * 1e9)), 1_000_000_000)
+    return sec, nanosec
+
+
+def as_stamped(t: float) -> float:
+    """``t`` as a peer reads it back from a ROS time."""
+    sec, nanosec = stamp_parts(t)
+    return sec + nanosec * 1e-9
+
+
+def as_float32(x: float) -> float:
+    """``x`` as a peer reads it back from a float32 field."""
+    return float(np.float32(x))
 
 
 @dataclass

@@ -141,7 +141,12 @@ def test_two_robots_publish_the_same_fused_decision():
     assert len({e.decision for e in fused}) == 1 and fused[0].decision == 'bruno'
     assert fused[0].probabilities == pytest.approx(fused[1].probabilities)
     assert all(len({ev.cue.split(':')[0] for ev in e.evidence}) == 2 for e in fused)   # both robots' cues
-    _ = stages, probes
+    # Each robot fuses its own estimate as its peers receive it over ROS (float32, nanoseconds), so on
+    # a network too both fuse the very same numbers.
+    local = [row['estimate'] for r in ROBOTS for row in stages[r.name].features_log]
+    assert local and all(p == m.as_float32(p) for e in local for p in e.probabilities)
+    assert all(e.utterance_end == m.as_stamped(e.utterance_end) for e in local)
+    _ = probes
 
 
 def test_bad_weights_file_is_a_clear_error(tmp_path):

@@ -19,8 +19,22 @@ class Driver(Stage):
     outputs = ('/conversation/addressee', 'hearing/utterances', 'speech/state', '/conversation/turns')
 
 
-def setup(lease_s=1.5):
-    bus = InProcessBus(charge_compute=False)
+class WireBus(InProcessBus):
+    """Delivers every message as a ROS subscriber receives it: converted and serialised (float32
+    scores and probabilities, nanosecond stamps), as between the nodes of robots on a network."""
+
+    def _deliver(self, topic, msg, t):
+        from rclpy.serialization import deserialize_message, serialize_message
+        from voice_robot.nodes.convert import CONVERTERS
+        ros_type, to_ros, from_ros = CONVERTERS[type(msg)]
+        received = from_ros(deserialize_message(serialize_message(to_ros(msg, 'ada')), ros_type), 'ada')
+        super()._deliver(topic, received, t)
+
+
+def setup(lease_s=1.5, wire=False):
+    if wire:
+        pytest.importorskip('voice_robot_interfaces.msg')
+    bus = (WireBus if wire else InProcessBus)(charge_compute=False)
     floors = {r.name: bus.add(FloorStage(r, ROBOTS, FloorConfig(lease_s=lease_s), BargeInConfig()), r.ns)
               for r in ROBOTS}
     drivers = {r.name: bus.add(Driver(r.name), r.ns) for r in ROBOTS}
@@ -135,6 +149,32 @@ def test_racing_grants_leave_one_holder():
     holders = {name: f.holder.robot if f.holder else None for name, f in floors.items()}
     assert holders['ada'] == holders['bruno']
     assert len(grants(events)) >= 1
+
+
+@pytest.mark.parametrize('at', [2.14, 2.18, 2.2, 2.3, 2.64, 3.14])
+def test_racing_grants_leave_one_holder_over_ros(at):
+    # Each robot compares its own grant time with the peer's as the peer's message carries it
+    # (nanoseconds): compared with its raw float instead, a tie looked "earlier" to both, both yielded.
+    bus, floors, _, events, commands = setup(wire=True)
+    for robot in ('ada', 'bruno'):
+        publish_turn(bus, robot, [0.9, 0.05, 0.03, 0.02], [0.9, 0.05, 0.03, 0.02], at, start=1.0, end=2.0)
+        publish_turn(bus, robot, [0.05, 0.9, 0.03, 0.02], [0.05, 0.9, 0.03, 0.02], at, start=5.0, end=6.0)
+    bus.run_until(at + 0.5)
+    holders = {name: f.holder.robot if f.holder else None for name, f in floors.items()}
+    assert holders == {'ada': 'ada', 'bruno': 'ada'}
+
+
+@pytest.mark.parametrize('p_group', [0.466165, 0.706015, 0.865915, 0.6, 0.8])
+def test_a_group_request_goes_to_exactly_one_robot_over_ros(p_group):
+    # Both robots claim with the same score; each must rank its own claim as its peer received it
+    # (float32), or an exact tie can round differently on the two sides and nobody answers.
+    bus, _, _, events, _ = setup(wire=True)
+    rest = (1.0 - p_group) / 3
+    probs = [rest, rest, p_group, rest]
+    for robot in ('ada', 'bruno'):
+        publish_turn(bus, robot, probs, probs, 2.3)
+    bus.run_until(3.0)
+    assert len(grants(events)) == 1
 
 
 def speak(bus, at, robot='ada'):

@@ -347,6 +347,10 @@ class AddresseeStage(Stage):
                       turn.backchannel_probability)
         feats = turn_features(t, self.me, self.context, now)
         est = self.model.estimate(t, feats, self.robot, now)
+        # Peers fuse our estimate as the topic carries it (float32 probabilities, nanosecond times);
+        # fusing the same numbers here keeps every robot's fused decision the same.
+        est.probabilities = [m.as_float32(p) for p in est.probabilities]
+        est.utterance_start, est.utterance_end = m.as_stamped(est.utterance_start), m.as_stamped(est.utterance_end)
         if len(self.features_log) < 2000:
             self.features_log.append({'turn': t, 'features': feats, 'estimate': est})
         self.publish('/conversation/addressee', est)

@@ -151,17 +151,20 @@ class FloorStage(Stage):
         return [(0.02, self.tick)]
 
     # --- protocol ---------------------------------------------------------------------------
-    def _send(self, kind: FloorKind, contest: Contest | None = None, score: float = 0.0) -> None:
+    def _send(self, kind: FloorKind, contest: Contest | None = None, score: float = 0.0) -> m.FloorEvent:
         now = self.now()
         uid = contest.claim_ids.get(self.robot, '') if contest else ''
         if contest and not uid and contest.decision is not None:
             uid = contest.decision.utterance_id
+        # Stamp and score as peers will read them: the grant race and the claim ranking compare our
+        # own values with theirs, and each robot must rank the same numbers.
         ev = m.FloorEvent(kind=kind, robot=self.robot, utterance_id=uid,
                           utterance_start=contest.start if contest else 0.0,
-                          utterance_end=contest.end if contest else 0.0, score=score,
+                          utterance_end=contest.end if contest else 0.0, score=m.as_float32(score),
                           lease_until=now + self.cfg.lease_s if kind in (FloorKind.GRANT, FloorKind.RENEW) else now,
-                          sequence=next(self.seq), stamp=now)
+                          sequence=next(self.seq), stamp=m.as_stamped(now))
         self.publish('/conversation/floor', ev)
+        return ev
 
     def _contest_for(self, start: float, end: float, create: bool = True) -> Contest | None:
         probe = m.AddresseeEstimate('', '', [], [], '', utterance_start=start, utterance_end=end)
@@ -191,8 +194,7 @@ class FloorStage(Stage):
             c.claim_ids[self.robot] = est.utterance_id
             busy = self.speech is not None and self.speech.speaking
             score = p_me + p_group * group_share(self.me, self.robots, est, busy, self.last_spoke_at, self.now())
-            self._send(FloorKind.CLAIM, c, score)
-            c.claims[self.robot] = score
+            c.claims[self.robot] = self._send(FloorKind.CLAIM, c, score).score
             return
         self.undecided = [x for x in self.undecided if not mostly_within(x[0], x[1], est.utterance_start,
                                                                          est.utterance_end)]
@@ -311,7 +313,7 @@ class FloorStage(Stage):
         self.my_grant = c
         self.spoke_since_grant = False
         self.turn_reported = False
-        self.holder = Holder(self.robot, now + self.cfg.lease_s, now, c.claim_ids.get(self.robot, ''))
+        self.holder = Holder(self.robot, now + self.cfg.lease_s, m.as_stamped(now), c.claim_ids.get(self.robot, ''))
         self.last_renew = now
         self._send(FloorKind.GRANT, c)
 

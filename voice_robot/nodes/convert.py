@@ -23,11 +23,7 @@ class BadMessage(ValueError):
 
 
 def to_time(t: float) -> Time:
-    if not math.isfinite(t) or t < 0:
-        t = 0.0
-    # Round the whole time to nanoseconds first: rounding only the fraction turns 4.9999999999 into
-    # (4 s, 1e9 ns), and dropping the overflow would send it a whole second early.
-    sec, nanosec = divmod(int(round(t * 1e9)), 1_000_000_000)
+    sec, nanosec = m.stamp_parts(t)
     return Time(sec=sec, nanosec=nanosec)
 
 
