@@ -29,3 +29,16 @@ def test_check_accepts_bundled_files(repo, capsys):
 def test_parser_defaults():
     args = build_parser().parse_args(['eval', 'x.yaml', '--compare'])
     assert args.compare and args.scenarios == ['x.yaml']
+
+
+def test_eval_rate_needs_ros_and_a_positive_rate(repo):
+    scenario = str(repo / 'tests' / 'data' / 'ros_smoke.yaml')
+    for argv in (['eval', scenario, '--rate', '0.5'], ['eval', scenario, '--ros', '--rate', '0'],
+                 ['eval', scenario, '--ros', '--rate', 'nan']):
+        try:
+            main(argv)
+        except SystemExit as exc:
+            assert '--rate needs --ros' in str(exc) and argv[-1] in str(exc)
+        else:
+            raise AssertionError(f'{argv} ran')
+    assert build_parser().parse_args(['eval', scenario, '--ros', '--rate', '0.5']).rate == 0.5

@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument('--compare', action='store_true', help='also score the baseline policies on the same data')
     ev.add_argument('--config', default=None, help='deployment YAML whose stage settings the system uses')
     ev.add_argument('--ros', action='store_true', help='run the system as ROS 2 nodes over real topics')
+    ev.add_argument('--rate', type=float, default=None,
+                    help='with --ros: simulated seconds per wall second (default: 1, or slower when this host '
+                         'decodes too slowly for the scenario\'s robots in real time, as the demo chooses)')
     ev.add_argument('--no-compute-latency', action='store_true',
                     help='do not charge measured compute time to simulated time')
     ev.add_argument('--quiet', action='store_true')

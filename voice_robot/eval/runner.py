@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -228,15 +230,34 @@ def confusion_text(metrics: dict) -> str:
     return '\n'.join(lines)
 
 
+def ros_runner_at(rate: float | None, system: SystemConfig | None, log):
+    """``run_scenario_ros`` at ``rate``, or at the rate the demo would choose for each scenario's robots
+    on this host (a slow host runs the room slower, as Gazebo does, instead of letting hearing fall behind)."""
+    from voice_robot.eval.demo import choose_rate, measure_decode_s
+    from voice_robot.eval.ros_runner import run_scenario_ros
+    decode_s = None if rate is not None else measure_decode_s(system or SystemConfig())
+
+    def run(scenario, system, options):
+        at = rate if rate is not None else choose_rate(decode_s, len(scenario.robots), os.cpu_count() or 1)
+        if at != 1.0:
+            print(f'  {scenario.name}: {len(scenario.robots)} robot(s) on {os.cpu_count()} cores at '
+                  f'{at:g}x real time', file=log, flush=True)
+        return run_scenario_ros(scenario, system, options, rate=at)
+    return run
+
+
 def main_eval(args) -> int:
     files = scenario_files(args.scenarios)
     scenarios = [load_scenario(f) for f in files]      # every file validated before anything runs
     system = load_system(args.config) if args.config else None
     log = sys.stderr
     policies = list(POLICIES) if args.compare else ['system']
+    rate = getattr(args, 'rate', None)
+    if rate is not None and not (getattr(args, 'ros', False) and math.isfinite(rate) and rate > 0):
+        raise SystemExit('voice-robot eval: --rate needs --ros and a positive number of simulated seconds '
+                         f'per wall second, got {rate}')
     if getattr(args, 'ros', False):
-        from voice_robot.eval.ros_runner import run_scenario_ros
-        runner = run_scenario_ros
+        runner = ros_runner_at(rate, system, log)
     else:
         runner = run_scenario
     results: dict[str, list[dict]] = {p: [] for p in policies}
