@@ -11,7 +11,9 @@ def test_a_robot_whose_hearing_fell_behind_gets_the_slower_rate_suggested(tmp_pa
                                        '/bruno/hearing': {'audio lag max s': '3.48'},
                                        '/bruno/floor': {'holder': 'bruno'}}))
     hint = slow_host_hint(diagnostics, 1.0)
-    assert '3.5 s behind' in hint and '--rate 0.5' in hint
+    assert '3.5 s behind' in hint and '`voice-robot demo --rate 0.5`' in hint
+    # `voice-robot eval --ros` says the same after each scenario, with its own command.
+    assert '`voice-robot eval --ros --rate 0.25`' in slow_host_hint(diagnostics, 0.5, 'voice-robot eval --ros')
 
 
 def test_no_hint_when_hearing_kept_up_or_nothing_was_recorded(tmp_path):

@@ -119,7 +119,7 @@ def choose_rate(decode_s: float, robots: int, cores: int) -> float:
     return rate
 
 
-def slow_host_hint(diagnostics_file: Path, rate: float) -> str:
+def slow_host_hint(diagnostics_file: Path, rate: float, command: str = 'voice-robot demo') -> str:
     """A note when hearing fell behind real time: every robot and the simulator share this host here."""
     try:
         nodes = json.loads(diagnostics_file.read_text())
@@ -130,4 +130,4 @@ def slow_host_hint(diagnostics_file: Path, rate: float) -> str:
         return ''
     return (f'Hearing ran up to {lag:.1f} s behind its microphones: the robots and the simulator need more '
             f'than this host\'s {os.cpu_count()} cores at {rate:g}x real time, so answers came late. '
-            f'`voice-robot demo --rate {rate / 2:g}` gives every robot twice the compute per simulated second.')
+            f'`{command} --rate {rate / 2:g}` gives every robot twice the compute per simulated second.')

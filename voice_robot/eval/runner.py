@@ -233,7 +233,7 @@ def confusion_text(metrics: dict) -> str:
 def ros_runner_at(rate: float | None, system: SystemConfig | None, log):
     """``run_scenario_ros`` at ``rate``, or at the rate the demo would choose for each scenario's robots
     on this host (a slow host runs the room slower, as Gazebo does, instead of letting hearing fall behind)."""
-    from voice_robot.eval.demo import choose_rate, measure_decode_s
+    from voice_robot.eval.demo import choose_rate, measure_decode_s, slow_host_hint
     from voice_robot.eval.ros_runner import run_scenario_ros
     decode_s = None if rate is not None else measure_decode_s(system or SystemConfig())
 
@@ -242,7 +242,11 @@ def ros_runner_at(rate: float | None, system: SystemConfig | None, log):
         if at != 1.0:
             print(f'  {scenario.name}: {len(scenario.robots)} robot(s) on {os.cpu_count()} cores at '
                   f'{at:g}x real time', file=log, flush=True)
-        return run_scenario_ros(scenario, system, options, rate=at)
+        record = run_scenario_ros(scenario, system, options, rate=at)
+        hint = slow_host_hint(Path(record.extra['workdir']) / 'diagnostics.json', at, 'voice-robot eval --ros')
+        if hint:
+            print(f'  {scenario.name}: {hint}', file=log, flush=True)
+        return record
     return run
 
 
