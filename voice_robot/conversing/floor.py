@@ -313,9 +313,10 @@ class FloorStage(Stage):
         self.my_grant = c
         self.spoke_since_grant = False
         self.turn_reported = False
-        self.holder = Holder(self.robot, now + self.cfg.lease_s, m.as_stamped(now), c.claim_ids.get(self.robot, ''))
         self.last_renew = now
-        self._send(FloorKind.GRANT, c)
+        grant = self._send(FloorKind.GRANT, c)
+        # Our grant time as peers read it: the race between two GRANTs compares the two.
+        self.holder = Holder(self.robot, grant.lease_until, grant.stamp, c.claim_ids.get(self.robot, ''))
 
     def _release(self) -> None:
         if self.holder is not None and self.holder.robot == self.robot:
