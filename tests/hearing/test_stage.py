@@ -613,6 +613,29 @@ def test_its_own_voice_sent_after_the_microphone_audio_was_heard_is_counted(ada_
     assert stage.stats['own speech/audio later than its microphone audio'] == 1
     assert stage.stats['own speech/audio later than its microphone audio (s)'] == 0.02
 
+def test_once_its_own_act_has_ended_hearing_no_longer_waits_for_its_voice(hearing_models):
+    """After the robot's last chunk, microphone audio is heard at once when speech/state said the act
+    ended; without that state, each hop of the next second waits echo.reference_wait_s for a reference."""
+    ada = scenes.make_robot(name='ada', position=(3.0, 2.5))
+    held = {}
+    for told in (False, True):
+        stage = HearingStage(ada, [], HearingConfig(), models=hearing_models)
+        clock = {'now': 0.0}
+        stage.bind(lambda topic, msg: None, lambda: clock['now'])
+        stage.on_speech_audio(m.AudioChunk(0.0, SR, np.full((SR, 1), 0.05, np.float32), 'ada', 0))   # 0-1 s
+        if told:
+            stage.on_own_state(m.SpeechState('ada', False, 'a1', started=0.0, stamp=1.0))
+        frame = np.zeros((320, stage.channels), np.float32)
+        for i in range(60):                                   # 1.2 s of microphone audio, 20 ms frames
+            clock['now'] = (i + 1) * 0.02
+            stage.on_audio(m.AudioChunk(i * 0.02, SR, frame, 'ada', i))
+        held[told] = len(stage._pending_hops)
+    assert held[True] == 0                                     # every hop up to 1.2 s heard
+    assert held[False] >= 0.1 / stage.hop_s - 1                # the last 0.1 s still waits for a reference
+    stage.on_own_state(m.SpeechState('bruno', False, 'b1', stamp=1.0))
+    assert stage.stats['dropped: bad speech/state'] == 1
+
+
 def _trimmed(x):
     loud = np.flatnonzero(np.abs(x) > 0.01 * np.abs(x).max())
     return x[loud[0]:loud[-1] + 1]

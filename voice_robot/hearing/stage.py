@@ -220,6 +220,7 @@ class HearingStage(Stage):
         self._expected_residual_db = -200.0
         self._error_floor = NoiseFloor(rise_db_per_s=3.0)
         self.reference = ReferenceBuffer(self.sample_rate)
+        self._own_played_until = math.inf     # end of our latest speech act once speech/state said so
         self.registry = VoiceRegistry(robot.name, config.diarization.same_voice_threshold,
                                       config.diarization.merge_threshold)
         names = {n: r.name for r in [robot] + self.peers for n in r.names()}
@@ -275,7 +276,7 @@ class HearingStage(Stage):
     # --- wiring ----------------------------------------------------------------------------------
     def inputs(self):
         handlers = {'audio/raw': self.on_audio, 'speech/audio': self.on_speech_audio,
-                    '/voices/identities': self.on_identity}
+                    'speech/state': self.on_own_state, '/voices/identities': self.on_identity}
         for p in self.peers:
             handlers[f'{p.ns}/speech/state'] = self.on_peer_state
             handlers[f'{p.ns}/speech/audio'] = (lambda chunk, name=p.name: self.on_peer_audio(name, chunk))
@@ -388,6 +389,18 @@ class HearingStage(Stage):
             rs.stopped = t
         rs.speaking = bool(state.speaking)
 
+    def on_own_state(self, state: m.SpeechState) -> None:
+        """Our speech node says when an act ended: microphone audio after that has no echo reference to
+        wait for (without this, every hop of the next second waited ``echo.reference_wait_s`` for it)."""
+        if not isinstance(state, m.SpeechState) or state.robot != self.robot:
+            return self.drop('bad speech/state', f'expected our own SpeechState, got {getattr(state, "robot", state)!r}')
+        if state.speaking:
+            self._own_played_until = math.inf
+        elif state.stamp and math.isfinite(state.stamp):
+            self._own_played_until = float(state.stamp)
+        else:
+            self._own_played_until = self.reference.last_end
+
     def on_identity(self, identity: m.VoiceIdentity) -> None:
         if not isinstance(identity, m.VoiceIdentity):
             return self.drop('bad voice identity', type(identity).__name__)
@@ -433,10 +446,12 @@ class HearingStage(Stage):
             # Every reference still playing (ours, the peers') should cover the hop before it is cancelled.
             # A peer counts only while it is audibly playing: waiting for it after it stopped would
             # only delay hearing whoever speaks next.
-            live = [self.reference] if self.config.echo.cancel_own and self.reference.last_end > hop.stamp - 1.0 else []
-            live += [self.peer_audio[name] for name in self.peer_echo if self._robot_state[name].speaking
-                     and self.peer_audio[name].last_active > hop.stamp - PEER_PLAYING_GAP_S]
+            live = [self.peer_audio[name] for name in self.peer_echo if self._robot_state[name].speaking
+                    and self.peer_audio[name].last_active > hop.stamp - PEER_PLAYING_GAP_S]
             behind = any(not buf.covers(end) for buf in live)
+            if self.config.echo.cancel_own and self.reference.last_end > hop.stamp - 1.0:
+                # Our own voice: up to where the speech node says the act ended, if it has.
+                behind = behind or not self.reference.covers(min(end, self._own_played_until))
             if not force and wait > 0 and behind and self._latest_mic - end < wait:
                 return
             if behind and wait > 0:
