@@ -129,3 +129,13 @@ def test_a_backchannel_model_that_is_no_file_is_named(tmp_path):
     assert "'bundled', 'trees', 'logistic' or the path" in info.value.expectation
     for choice in ('bundled', 'trees', 'logistic'):
         assert load_deployment(write(tmp_path, GOOD + f'hearing:\n  backchannel_model: {choice}\n'))
+
+
+def test_a_near_end_low_band_upside_down_is_named(tmp_path):
+    path = write(tmp_path, GOOD + 'hearing:\n  echo: {near_end_low_band_hz: [1000, 100], near_end_low_share: 0.3}\n')
+    with pytest.raises(ConfigError) as info:
+        load_deployment(path)
+    assert info.value.key == 'hearing.echo.near_end_low_band_hz'
+    assert '0 <= low < high <= 8000' in info.value.expectation
+    dep = load_deployment(write(tmp_path, GOOD + 'hearing:\n  echo: {near_end_low_share: 0.3}\n'))
+    assert dep.hearing.echo.near_end_low_band_hz == [100.0, 1000.0] and dep.hearing.echo.near_end_low_share == 0.3

@@ -348,6 +348,58 @@ def test_the_residual_echo_post_filter_leaves_the_person_and_removes_the_robot(h
     assert np.mean(gains) < 0.8                      # robot-only bins are pulled down
 
 
+def test_a_voice_low_in_pitch_and_band_stands_out_in_the_low_band():
+    """flite:awb puts most of its energy below 300 Hz: over the robot's voice the speech band alone hardly
+    sees him; the low band (echo.near_end_low_band_hz at near_end_low_share 0.3) does, and the robot
+    alone stays quiet in both."""
+    from voice_robot.hearing.config import EchoConfig
+    from voice_robot.hearing.echo import EchoCanceller, near_end_detector
+    ada = scenes.make_robot(name='ada', position=(3.0, 2.5))
+    story = tts('espeak:en+m3', 'The bus leaves every twenty minutes from the stop in front of the main entrance, '
+                                'and the last one goes just before midnight.')
+    person = tts('flite:awb', 'Sorry, stop. What time is it?')
+    scene = scenes.render(ada, [scenes.Talker(tuple(ada.loudspeaker_map()), story, 0.2, 'ada'),
+                                scenes.Talker(scenes.place(ada, 40, 1.6), person, 3.2, 'hugo')],
+                          (6.0, 5.0, 3.0), 0.4, 25, 'pink', seed=3, max_order=10)
+    reference = np.zeros(scene.mics.shape[0], np.float32)
+    reference[int(0.2 * SR):int(0.2 * SR) + story.size] = story
+    e = EchoConfig()
+    detectors = {'speech band': near_end_detector(257, SR, 256 / SR, e.near_end_margin_db, e.near_end_decay_db_per_s,
+                                                  e.near_end_share),
+                 'with low band': near_end_detector(257, SR, 256 / SR, e.near_end_margin_db,
+                                                    e.near_end_decay_db_per_s, e.near_end_share,
+                                                    e.near_end_low_band_hz, 0.3)}
+    aec = EchoCanceller(4, 256, 10, 1.0, SR)
+    robot_only, person_on = {k: [] for k in detectors}, {k: [] for k in detectors}
+    for i in range(0, scene.mics.shape[0] - 256, 256):
+        aec.process(scene.mics[i:i + 256], reference[i:i + 256])
+        if aec.error_bin_power is None:
+            continue
+        t = i / SR
+        for name, det in detectors.items():
+            share = det.update(aec.error_bin_power, aec.echo_bin_power, bool(np.any(reference[i:i + 256])))
+            if 1.5 < t < 3.1 and aec.adapted:
+                robot_only[name].append(share >= e.near_end_share)
+            elif 3.2 < t < 3.6:
+                person_on[name].append(share >= e.near_end_share)
+    hit = {k: np.mean(v) for k, v in person_on.items()}
+    assert hit['with low band'] >= hit['speech band'] + 0.2, hit
+    assert hit['with low band'] > 0.4, hit
+    assert all(np.mean(v) < 0.05 for v in robot_only.values()), {k: np.mean(v) for k, v in robot_only.items()}
+
+
+def test_the_low_band_is_off_unless_configured_and_then_reaches_every_detector(hearing_models):
+    ada = scenes.make_robot(name='ada', position=(2.0, 2.5))
+    bruno = scenes.make_robot(name='bruno', position=(4.5, 2.5), yaw_deg=180)
+    plain = HearingStage(ada, [bruno], HearingConfig(), models=hearing_models)
+    assert plain.near_end.low_scale == 0 and plain.peer_echo['bruno'].near_end.low_scale == 0
+    low = HearingStage(ada, [bruno], HearingConfig(echo={'near_end_low_share': 0.3}), models=hearing_models)
+    for det in (low.near_end, low.peer_echo['bruno'].near_end):
+        assert det.low_scale == pytest.approx(0.15 / 0.3)
+        freqs = np.arange(det.bins) * SR / (2 * (det.bins - 1))
+        assert freqs[det.low_band].min() >= 100 and freqs[det.low_band].max() <= 1000 and det.low_band.sum() == 29
+
+
 def test_a_speculative_decode_in_the_pause_becomes_the_final(two_talkers_heard):
     scene, stage, messages = two_talkers_heard
     assert stage.stats['asr speculative finals used'] >= 1

@@ -57,6 +57,13 @@ class EchoConfig(Section):
     near_end_margin_db: float = Field(10.0, ge=0)
     near_end_share: float = Field(0.15, gt=0, le=1)
     near_end_hops: int = Field(2, ge=1, le=8)
+    # A hop is also a person's when near_end_low_share of the bins in near_end_low_band_hz stand out:
+    # voices with little energy above 300 Hz (flite's, deep voices) show there only. 0 (the default):
+    # off. 0.3 hears far more such people over the robot's voice, and so also more of their 1 s
+    # "mm-hmm"s, which then outlast conversing.barge_in.give_up_after_s: raise that to 0.9 with it
+    # (docs/floor-control.md, "Deep voices").
+    near_end_low_band_hz: list[float] = Field(default_factory=lambda: [100.0, 1000.0], min_length=2, max_length=2)
+    near_end_low_share: float = Field(0.0, ge=0, le=1)
     near_end_decay_db_per_s: float = Field(40.0, gt=0)  # residue after each syllable dies no faster (RT60 1.5 s)
     post_filter: bool = True                           # suppress residual echo before DOA, beams, VAD, ASR
     robot_tail_s: float = Field(0.4, ge=0)             # a robot's reverberation after it stops speaking
@@ -69,6 +76,13 @@ class EchoConfig(Section):
     # A segment heard while this robot speaks whose envelope follows its own played audio this closely is
     # the canceller's residue, even where the per-bin detector saw a person.
     own_envelope_correlation: float = Field(0.8, ge=0, le=1)
+
+    @field_validator('near_end_low_band_hz')
+    @classmethod
+    def _low_band(cls, value: list[float]) -> list[float]:
+        if not 0 <= value[0] < value[1] <= 8000:
+            raise ValueError(f'expected [low, high] Hz with 0 <= low < high <= 8000, got {value}')
+        return value
 
 
 class VadConfig(Section):

@@ -297,6 +297,25 @@ class EchoCanceller:
             self.residual_ratio_db += min(ratio - self.residual_ratio_db, 0.025)
 
 
+SPEECH_BAND_HZ = (300.0, 4000.0)
+
+
+def band_mask(bins: int, sample_rate: int, band_hz) -> np.ndarray:
+    """Which of an rfft's ``bins`` lie within ``band_hz`` (low, high)."""
+    freqs = np.arange(bins) * sample_rate / (2 * (bins - 1))
+    return (freqs >= band_hz[0]) & (freqs <= band_hz[1])
+
+
+def near_end_detector(bins: int, sample_rate: int, hop_s: float, margin_db: float, decay_db_per_s: float,
+                      share: float, low_band_hz=None, low_share: float | None = None) -> 'NearEndDetector':
+    """A detector on the speech band (300-4000 Hz) that also counts ``low_band_hz`` alone at ``low_share``."""
+    low = low_band_hz is not None and bool(low_share)
+    return NearEndDetector(bins, band_mask(bins, sample_rate, SPEECH_BAND_HZ), hop_s, margin_db=margin_db,
+                           decay_db_per_s=decay_db_per_s,
+                           low_band=band_mask(bins, sample_rate, low_band_hz) if low else None,
+                           low_scale=share / low_share if low else 0.0)
+
+
 class NearEndDetector:
     """Per time-frequency bin: does someone else stand out from what the canceller leaves of the robot?
 
@@ -309,15 +328,23 @@ class NearEndDetector:
     near-end when the error exceeds that by ``margin_db``; ``share`` is the fraction of such bins
     in the speech band, the per-hop evidence of a person.
 
+    Some voices put little energy above 300 Hz (flite's, many deep voices): while our voice masks
+    their upper band they stand out almost only in 100-1000 Hz. ``low_band`` with ``low_scale`` also
+    counts that band alone: its share times ``low_scale`` (the speech band's needed share over the low
+    band's) is evidence on the speech band's scale; ``share`` is the larger of the two.
+
     ``gain`` is a residual-echo suppression post-filter for the same bins (a Wiener-like
     over-subtraction with a floor): applied to every microphone alike it keeps the spatial cues.
     """
 
     def __init__(self, bins: int, band: np.ndarray, hop_s: float, margin_db: float = 10.0,
                  decay_db_per_s: float = 80.0, quantile: float = 0.3, step_db: float = 0.5,
-                 suppression: float = 2.0, gain_floor_db: float = -18.0):
+                 suppression: float = 2.0, gain_floor_db: float = -18.0,
+                 low_band: np.ndarray | None = None, low_scale: float = 0.0):
         self.bins = bins
         self.band = np.asarray(band, bool)
+        self.low_band = np.zeros(bins, bool) if low_band is None else np.asarray(low_band, bool)
+        self.low_scale = low_scale if self.low_band.any() else 0.0
         self.margin = 10 ** (margin_db / 10.0)
         self.decay = 10 ** (-decay_db_per_s * hop_s / 10.0)
         self.quantile = quantile
@@ -349,8 +376,11 @@ class NearEndDetector:
         leak = 10 ** (self.leak_db / 10.0)
         self.expected = np.maximum(leak * self._echo, self.expected * self.decay)
         floor = np.maximum(self.expected, self.noise)
-        near = (self._err > self.margin * floor) & self.band
-        self.share = float(near.sum()) / max(1, int(self.band.sum()))
+        near = self._err > self.margin * floor
+        self.share = float((near & self.band).sum()) / max(1, int(self.band.sum()))
+        if self.low_scale > 0:
+            low = float((near & self.low_band).sum()) / int(self.low_band.sum())
+            self.share = max(self.share, min(1.0, low * self.low_scale))
         if robot_playing and self.share < 0.1:
             # Learn the leak only where the robot's echo is well above the background.
             audible = self._echo > 4.0 * self.noise
@@ -385,11 +415,11 @@ class PeerVoiceCanceller:
 
     def __init__(self, channels: int, block: int, taps: int, step: float, sample_rate: int,
                  band_hz: tuple[float, float], margin_db: float, near_margin_db: float, near_share: float,
-                 near_hops: int, decay_db_per_s: float, reverb_decay_db_per_s: float):
+                 near_hops: int, decay_db_per_s: float, reverb_decay_db_per_s: float,
+                 low_band_hz=None, low_share: float | None = None):
         self.canceller = EchoCanceller(channels, block, taps, step, sample_rate, band_hz)
-        freqs = np.arange(block + 1) * sample_rate / (2 * block)
-        self.near_end = NearEndDetector(block + 1, (freqs >= 300) & (freqs <= 4000), block / sample_rate,
-                                        margin_db=near_margin_db, decay_db_per_s=decay_db_per_s)
+        self.near_end = near_end_detector(block + 1, sample_rate, block / sample_rate, near_margin_db,
+                                          decay_db_per_s, near_share, low_band_hz, low_share)
         self.margin_db = margin_db
         self.near_share = near_share
         self.near_hops = near_hops

@@ -58,7 +58,7 @@ from voice_robot.hearing.beamforming import make_beamformer
 from voice_robot.hearing.config import HearingConfig
 from voice_robot.hearing.diarization import RobotVoices, VoiceRegistry
 from voice_robot.hearing.doa import DoaEstimator, NoiseAwareDoa, NoiseFloor, wrap
-from voice_robot.hearing.echo import (EchoCanceller, NearEndDetector, PeerVoiceCanceller, ReferenceBuffer,
+from voice_robot.hearing.echo import (EchoCanceller, PeerVoiceCanceller, near_end_detector, ReferenceBuffer,
                                       expected_residue_db)
 from voice_robot.hearing.embedding import SpeakerEmbedder, make_embedder, reduce_background
 from voice_robot.hearing.leakage import envelope_correlation
@@ -212,9 +212,9 @@ class HearingStage(Stage):
         e = config.echo
         self.echo = EchoCanceller(self.channels, self.hop, e.filter_taps, e.step, self.sample_rate,
                                   tuple(config.doa.freq_range_hz))
-        freqs = np.arange(self.nfft // 2 + 1) * self.sample_rate / self.nfft
-        self.near_end = NearEndDetector(self.nfft // 2 + 1, (freqs >= 300) & (freqs <= 4000), self.hop_s,
-                                        margin_db=e.near_end_margin_db, decay_db_per_s=e.near_end_decay_db_per_s)
+        self.near_end = near_end_detector(self.nfft // 2 + 1, self.sample_rate, self.hop_s, e.near_end_margin_db,
+                                          e.near_end_decay_db_per_s, e.near_end_share, e.near_end_low_band_hz,
+                                          e.near_end_low_share)
         self._near_hops: deque = deque(maxlen=int(round(2.0 / self.hop_s)))   # (stamp, near-end share)
         self._block_near = 0
         self._expected_residual_db = -200.0
@@ -235,7 +235,7 @@ class HearingStage(Stage):
             p.name: PeerVoiceCanceller(self.channels, self.hop, e.peer_filter_taps, e.step, self.sample_rate,
                                        tuple(config.doa.freq_range_hz), e.own_echo_margin_db, e.near_end_margin_db,
                                        e.near_end_share, e.near_end_hops, e.near_end_decay_db_per_s,
-                                       REVERB_DECAY_DB_PER_S)
+                                       REVERB_DECAY_DB_PER_S, e.near_end_low_band_hz, e.near_end_low_share)
             for p in self.peers} if e.cancel_peers else {}
         self._peer_of_topic = {f'{p.ns}/speech/audio': p.name for p in self.peers}
         self._heard_peer_bearings: dict[str, list[float]] = {}
