@@ -407,6 +407,27 @@ def test_a_sound_without_words_over_our_voice_is_never_answered(backchannel, sto
     assert grants(events) == ['ada']
 
 
+@pytest.mark.parametrize('leaned, answered', [(0.76, False), (0.4, True)])
+def test_longer_garbled_words_of_what_hearing_took_for_a_backchannel_are_not_answered(leaned, answered):
+    """A one-second "mm-hmm" over our voice: hearing's acoustics said "backchannel" (0.76) while it went
+    on, then its final decode made four words of it. Not a turn; with acoustics that never leaned to a
+    backchannel, four words are one."""
+    bus, floors, _, events, commands = setup()
+    publish_turn(bus, 'ada', [0.9, 0.05, 0.03, 0.02], [0.9, 0.05, 0.03, 0.02], 0.5, start=0.1, end=0.4)
+    bus.run_until(0.9)
+    tell_story(bus)
+    for heard in (0.05, 0.18, 0.3, 0.45):
+        onset(bus, 'ada/9', 3.0, heard, leaned)
+    onset(bus, 'ada/9', 3.0, 1.05, 0.49, final=True, text='And that is something.')
+    bus.run_until(4.2)
+    assert m.SpeechAction.CANCEL not in actions(commands)
+    publish_turn(bus, 'ada', [0.9, 0.05, 0.03, 0.02], [0.9, 0.05, 0.03, 0.02], 4.3, start=3.0, end=4.05)
+    bus.publish('/ada/speech/state', m.SpeechState('ada', False, 's1', stamp=4.6), at=4.6)
+    bus.publish('/conversation/turns', m.DialogueTurn('ada', 'v1', 'The end.', 1.0, 4.6), at=4.6)
+    bus.run_until(6.0)
+    assert (grants(events) == ['ada', 'ada']) == answered, grants(events)
+
+
 def test_a_request_is_not_talked_on_over():
     bus, _, _, _, commands = setup()
     speak(bus, 1.0)

@@ -44,6 +44,9 @@ LONGER_THAN_BACKCHANNEL = 2.0   # a finished utterance this many give_up_after_s
 EARLY_WINDOW_S = 0.1       # decisions within this of decide_after_s use the stricter early threshold
 OPEN_SPEECH_STALE_S = 1.0   # a partial not updated for this long is no longer someone talking
 LISTENER_RESPONSE_MAX_WORDS = 3   # "same thing", "I love him": what our residue makes of an "mm-hmm"
+# Hearing's acoustics said this sure "backchannel" at some point: the words decoded over our voice may
+# be longer ("and that is something" from a one-second "mm-hmm") without making it a turn.
+LEANED_BACKCHANNEL = 0.7
 THANKS = re.compile(r"^(thanks|thank you)\b")   # mid-explanation, thanks usually means "that will do"
 PEER_STATE_STALE_S = 1.0    # a peer's "speaking" not refreshed for this long is over (it publishes ~8/s)
 DECISION_WAIT_S = 1.0    # a final of ours still being decided holds the grant of its span this long at most
@@ -82,6 +85,7 @@ class Interruption:
     decided: bool = False
     stopped: bool = False
     speech: m.SpeechState | None = None
+    leaned_backchannel: float = 0.0     # the highest backchannel probability hearing gave it so far
 
 
 def _longer(a: m.AddresseeEstimate, b: m.AddresseeEstimate) -> bool:
@@ -430,6 +434,7 @@ class FloorStage(Stage):
         heard = u.end - u.start
         words = text_cues(u.transcript, {r: [r] for r in self.names})
         backchannel = max(u.backchannel_probability, words.backchannel_like)
+        intr.leaned_backchannel = max(intr.leaned_backchannel, backchannel)
         if not intr.decided and (heard >= self.barge.decide_after_s or u.is_final):
             p_stop = 1.0 - backchannel
             if words.interrupting:
@@ -465,7 +470,7 @@ class FloorStage(Stage):
         # No words at all (a cough, or words hearing could not tell from our residue), or a few words
         # that neither ask nor call anyone ("mm-hmm" garbled into "same thing"): a sound over our
         # voice, not a turn to answer.
-        no_turn = words.words == 0 or self._listener_response(u, words)
+        no_turn = words.words == 0 or self._listener_response(u, words, intr.leaned_backchannel)
         if not intr.stopped:
             self.stats['barge-in kept (backchannel)'] += 1
             if no_turn:
@@ -487,11 +492,12 @@ class FloorStage(Stage):
         if self.my_grant is not None:
             self._release()
 
-    def _listener_response(self, u: m.Utterance, words) -> bool:
+    def _listener_response(self, u: m.Utterance, words, leaned_backchannel: float = 0.0) -> bool:
         """Heard over our voice, about as long as a backchannel, and nothing in the words that asks,
         calls a robot or cuts in: a listener response whatever ASR made of it."""
         short = u.end - u.start < self.barge.give_up_after_s * LONGER_THAN_BACKCHANNEL
-        return (short and words.words <= LISTENER_RESPONSE_MAX_WORDS and not words.interrupting
+        few = words.words <= LISTENER_RESPONSE_MAX_WORDS or leaned_backchannel >= LEANED_BACKCHANNEL
+        return (short and few and not words.interrupting
                 and not words.request and not words.group
                 and not any(nc.vocative or nc.mention for nc in words.names.values())
                 and not THANKS.match(u.transcript.strip().lower()))
