@@ -101,6 +101,12 @@ class ReferenceBuffer:
         return out
 
 
+def band_mask(bins: int, sample_rate: int, band_hz) -> np.ndarray:
+    """Which of an rfft's ``bins`` lie within ``band_hz`` (low, high)."""
+    freqs = np.arange(bins) * sample_rate / (2 * (bins - 1))
+    return (freqs >= band_hz[0]) & (freqs <= band_hz[1])
+
+
 class EchoCanceller:
     """Per-microphone MDF echo canceller with a double-talk-robust step size.
 
@@ -120,8 +126,7 @@ class EchoCanceller:
         self.bins = block + 1
         self.taps = taps
         self.mu_max = mu_max
-        freqs = np.arange(self.bins) * sample_rate / self.nfft
-        self._band = (freqs >= band_hz[0]) & (freqs <= band_hz[1])
+        self._band = band_mask(self.bins, sample_rate, band_hz)
         self.weights = np.zeros((channels, taps, self.bins), np.complex128)
         self._ref_spectra = np.zeros((taps, self.bins), np.complex128)   # newest first
         self._ref_prev = np.zeros(block)
@@ -298,12 +303,6 @@ class EchoCanceller:
 
 
 SPEECH_BAND_HZ = (300.0, 4000.0)
-
-
-def band_mask(bins: int, sample_rate: int, band_hz) -> np.ndarray:
-    """Which of an rfft's ``bins`` lie within ``band_hz`` (low, high)."""
-    freqs = np.arange(bins) * sample_rate / (2 * (bins - 1))
-    return (freqs >= band_hz[0]) & (freqs <= band_hz[1])
 
 
 def near_end_detector(bins: int, sample_rate: int, hop_s: float, margin_db: float, decay_db_per_s: float,

@@ -59,7 +59,7 @@ from voice_robot.hearing.config import HearingConfig
 from voice_robot.hearing.diarization import RobotVoices, VoiceRegistry
 from voice_robot.hearing.doa import DoaEstimator, NoiseAwareDoa, NoiseFloor, wrap
 from voice_robot.hearing.echo import (EchoCanceller, PeerVoiceCanceller, near_end_detector, ReferenceBuffer,
-                                      expected_residue_db)
+                                      band_mask, expected_residue_db)
 from voice_robot.hearing.embedding import SpeakerEmbedder, make_embedder, reduce_background
 from voice_robot.hearing.leakage import envelope_correlation
 from voice_robot.hearing.segmenter import Endpointer, Segment, TalkerStream
@@ -257,7 +257,7 @@ class HearingStage(Stage):
         self.streams: dict[int, TalkerStream] = {}
         self._utterance_count = 0
         self._last_identities = -math.inf
-        self._band = self._band_mask(config.doa.freq_range_hz)
+        self._band = band_mask(self.nfft // 2 + 1, self.sample_rate, config.doa.freq_range_hz)
         self.compute: Counter[str] = Counter()      # seconds of compute per part (diagnostics, bench)
         self.suppressed: list[tuple[str, float, float]] = []     # (robot, start, end) of robot segments
         self._latest_mic = -math.inf
@@ -1629,8 +1629,3 @@ class HearingStage(Stage):
         self._last_identities = now
         for identity in self.registry.to_publish(now):
             self.publish('/voices/identities', identity)
-
-    # --- helpers ------------------------------------------------------------------------------------
-    def _band_mask(self, freq_range) -> np.ndarray:
-        freqs = np.arange(self.nfft // 2 + 1) * self.sample_rate / self.nfft
-        return (freqs >= freq_range[0]) & (freqs <= freq_range[1])
