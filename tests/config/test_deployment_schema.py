@@ -121,21 +121,24 @@ def test_line_index_points_into_nested_lists(tmp_path):
     assert loaded.line_of(('robots', 0, 'mic_array')) == 5
 
 
-def test_a_backchannel_model_that_is_no_file_is_named(tmp_path):
-    path = write(tmp_path, GOOD + 'hearing:\n  backchannel_model: /nowhere/model.joblib\n')
+def hearing_error(tmp_path, hearing_yaml: str) -> ConfigError:
+    """The error a deployment with this ``hearing:`` section raises."""
     with pytest.raises(ConfigError) as info:
-        load_deployment(path)
-    assert info.value.key == 'hearing.backchannel_model'
-    assert "'bundled', 'trees', 'logistic' or the path" in info.value.expectation
+        load_deployment(write(tmp_path, GOOD + 'hearing:\n  ' + hearing_yaml + '\n'))
+    return info.value
+
+
+def test_a_backchannel_model_that_is_no_file_is_named(tmp_path):
+    err = hearing_error(tmp_path, 'backchannel_model: /nowhere/model.joblib')
+    assert err.key == 'hearing.backchannel_model'
+    assert "'bundled', 'trees', 'logistic' or the path" in err.expectation
     for choice in ('bundled', 'trees', 'logistic'):
         assert load_deployment(write(tmp_path, GOOD + f'hearing:\n  backchannel_model: {choice}\n'))
 
 
 def test_a_near_end_low_band_upside_down_is_named(tmp_path):
-    path = write(tmp_path, GOOD + 'hearing:\n  echo: {near_end_low_band_hz: [1000, 100], near_end_low_share: 0.3}\n')
-    with pytest.raises(ConfigError) as info:
-        load_deployment(path)
-    assert info.value.key == 'hearing.echo.near_end_low_band_hz'
-    assert '0 <= low < high <= 8000' in info.value.expectation
+    err = hearing_error(tmp_path, 'echo: {near_end_low_band_hz: [1000, 100], near_end_low_share: 0.3}')
+    assert err.key == 'hearing.echo.near_end_low_band_hz'
+    assert '0 <= low < high <= 8000' in err.expectation
     dep = load_deployment(write(tmp_path, GOOD + 'hearing:\n  echo: {near_end_low_share: 0.3}\n'))
     assert dep.hearing.echo.near_end_low_band_hz == [100.0, 1000.0] and dep.hearing.echo.near_end_low_share == 0.3
