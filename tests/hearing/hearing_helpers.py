@@ -21,6 +21,21 @@ def tts(voice: str, text: str) -> np.ndarray:
     return synthesize(voice, text, SR)
 
 
+def talked_over(robot, story: np.ndarray, robot_at: float, person: np.ndarray, person_at: float,
+                azimuth_deg: float, distance_m: float, rt60: float, snr: float, noise: str, seed: int,
+                max_order: int = 10, room=(6.0, 5.0, 3.0), names=('robot', 'person')):
+    """``robot`` plays ``story`` from ``robot_at`` s and a person talks over it from ``person_at`` s:
+    (rendered scene, the echo reference: what the robot played, sample-aligned with the microphones)."""
+    scene = scenes.render(robot, [scenes.Talker(tuple(robot.loudspeaker_map()), story, robot_at, names[0]),
+                                  scenes.Talker(scenes.place(robot, azimuth_deg, distance_m), person, person_at,
+                                                names[1])],
+                          room, rt60, snr, noise, seed=seed, max_order=max_order)
+    reference = np.zeros(scene.mics.shape[0], np.float32)
+    begin = int(robot_at * SR)
+    reference[begin:begin + story.size] = story[:reference.size - begin]
+    return scene, reference
+
+
 @lru_cache(maxsize=None)
 def two_talker_scene(channels: int = 4, rt60: float = 0.4, snr: float = 25.0, overlap: bool = False):
     """A robot in the middle of a room, a woman at +60 deg then a man at -80 deg (TTS voices)."""

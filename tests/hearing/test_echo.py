@@ -4,7 +4,7 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from hearing_helpers import SR, tts
+from hearing_helpers import SR, talked_over, tts
 from voice_robot.hearing import scenes
 from voice_robot.hearing.echo import EchoCanceller, ReferenceBuffer
 
@@ -17,12 +17,8 @@ def echo_scene():
     robot = scenes.make_robot(position=(3.0, 2.5))
     voice = tts('espeak:en+m3', STORY)
     person = tts('flite:awb', 'Sorry, stop. What time is it?')
-    scene = scenes.render(robot, [scenes.Talker(tuple(robot.loudspeaker_map()), voice, 0.5, 'robot'),
-                                  scenes.Talker(scenes.place(robot, 40, 1.8), person, 4.6, 'hugo')],
-                          (6.0, 5.0, 3.0), 0.4, 45, 'white', seed=2, max_order=12)
-    reference = np.zeros(scene.mics.shape[0], np.float32)
-    reference[int(0.5 * SR):int(0.5 * SR) + voice.size] = voice
-    return scene, reference
+    return talked_over(robot, voice, 0.5, person, 4.6, 40, 1.8, 0.4, 45, 'white', seed=2, max_order=12,
+                       names=('robot', 'hugo'))
 
 
 def cancel(scene, reference, canceller):

@@ -7,7 +7,7 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from hearing_helpers import SR, angle_error_deg, tts, two_talker_scene
+from hearing_helpers import SR, angle_error_deg, talked_over, tts, two_talker_scene
 from voice_robot import messages as m
 from voice_robot.bench.hearing import run_stage_on_audio
 from voice_robot.hearing import scenes
@@ -322,11 +322,8 @@ def test_the_residual_echo_post_filter_leaves_the_person_and_removes_the_robot(h
     story = tts('espeak:en+m3', 'The bus leaves every twenty minutes from the stop in front of the main entrance, '
                                 'and the last one goes just before midnight.')
     person = tts('flite:slt', 'Excuse me, where is the station?')
-    scene = scenes.render(ada, [scenes.Talker(tuple(ada.loudspeaker_map()), story, 0.2, 'ada'),
-                                scenes.Talker(scenes.place(ada, -50, 1.3), person, 3.2, 'iris')],
-                          (6.0, 5.0, 3.0), 0.35, 30, 'pink', seed=7, max_order=10)
-    reference = np.zeros(scene.mics.shape[0], np.float32)
-    reference[int(0.2 * SR):int(0.2 * SR) + story.size] = story
+    scene, reference = talked_over(ada, story, 0.2, person, 3.2, -50, 1.3, 0.35, 30, 'pink', seed=7,
+                                   names=('ada', 'iris'))
     aec = EchoCanceller(4, 256, 10, 1.0, SR)
     freqs = np.arange(257) * SR / 512
     det = NearEndDetector(257, (freqs >= 300) & (freqs <= 4000), 256 / SR)
@@ -358,11 +355,8 @@ def test_a_voice_low_in_pitch_and_band_stands_out_in_the_low_band():
     story = tts('espeak:en+m3', 'The bus leaves every twenty minutes from the stop in front of the main entrance, '
                                 'and the last one goes just before midnight.')
     person = tts('flite:awb', 'Sorry, stop. What time is it?')
-    scene = scenes.render(ada, [scenes.Talker(tuple(ada.loudspeaker_map()), story, 0.2, 'ada'),
-                                scenes.Talker(scenes.place(ada, 40, 1.6), person, 3.2, 'hugo')],
-                          (6.0, 5.0, 3.0), 0.4, 25, 'pink', seed=3, max_order=10)
-    reference = np.zeros(scene.mics.shape[0], np.float32)
-    reference[int(0.2 * SR):int(0.2 * SR) + story.size] = story
+    scene, reference = talked_over(ada, story, 0.2, person, 3.2, 40, 1.6, 0.4, 25, 'pink', seed=3,
+                                   names=('ada', 'hugo'))
     e = EchoConfig()
     detectors = {'speech band': near_end_detector(257, SR, 256 / SR, e.near_end_margin_db, e.near_end_decay_db_per_s,
                                                   e.near_end_share),
