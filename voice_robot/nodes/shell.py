@@ -283,6 +283,35 @@ class StageNode(LifecycleNode):
         return Header(stamp=self.get_clock().now().to_msg())
 
 
+def _uses_sim_time(node) -> bool:
+    return node.has_parameter('use_sim_time') and node.get_parameter('use_sim_time').value is True
+
+
+def share_sim_clock(nodes: list):
+    """One /clock subscription for all the nodes of a process that run on simulated time.
+
+    rclpy gives every node with ``use_sim_time`` a /clock subscription of its own, a Python callback
+    per node per /clock message: eight per tick in a robot process. Gazebo publishes /clock on every
+    physics step (1 kHz by default), and that alone took a whole core of an idle robot process. Here one
+    small node subscribes and sets the time of every node's clock; the nodes keep ``use_sim_time`` true,
+    so what they report is what they run on. Returns that node (to be spun with the others), or None
+    when fewer than two nodes use simulated time or this rclpy keeps its time sources elsewhere.
+    """
+    from rclpy.time_source import TimeSource
+    followers = [n for n in nodes if _uses_sim_time(n) and hasattr(n, '_time_source')]
+    if len(followers) < 2:
+        return None
+    ns = followers[0].get_namespace()
+    # The relay itself runs on the wall clock: its own time source would subscribe to /clock again.
+    relay = rclpy.create_node('sim_clock', namespace=ns if ns != '/' else '')
+    source = TimeSource(node=relay)
+    source.ros_time_is_active = True            # subscribes to /clock on the relay
+    for node in followers:
+        node._time_source.detach_node()         # drops the node's own /clock subscription
+        source.attach_clock(node.get_clock())
+    return relay
+
+
 def spin_nodes(nodes: list) -> None:
     """Spin nodes until Ctrl-C or SIGTERM, then shut them down cleanly.
 
@@ -290,11 +319,16 @@ def spin_nodes(nodes: list) -> None:
     wakes again and again while a mutually exclusive group is busy (its subscription has data it may
     not take yet), so one long hearing callback (a Whisper decode) made it spin: it burned a core and
     starved hearing of the GIL until its audio queue overflowed. One executor per node waits only on
-    its own node, and nodes still overlap where the GIL is released (Whisper, ONNX, numpy).
+    its own node, and nodes still overlap where the GIL is released (Whisper, ONNX, numpy). Nodes on
+    simulated time share one /clock subscription (``share_sim_clock``), in a thread of its own so that
+    no long callback holds up the time of the others.
     """
     stop = threading.Event()
     failures: list[BaseException] = []
     executors = []
+    relay = share_sim_clock(nodes)
+    if relay is not None:
+        nodes = [relay, *nodes]
     for node in nodes:
         executor = SingleThreadedExecutor()
         executor.add_node(node)
