@@ -428,6 +428,29 @@ def test_longer_garbled_words_of_what_hearing_took_for_a_backchannel_are_not_ans
     assert (grants(events) == ['ada', 'ada']) == answered, grants(events)
 
 
+def test_a_withdrawn_fragment_over_our_voice_does_not_swallow_the_turn_around_it():
+    """Replayed from an `eval --ros` run: hearing opened an 80 ms fragment just after a person began
+    "Wait, wait." over the robot's story and took it back (a final with no words: nothing to stop for,
+    nobody answers it). The person's own utterance, begun 30 ms before it, stopped the robot and, with
+    "What time is it?" after a pause, made one turn for ada around the fragment's span. It is answered."""
+    bus, _, _, events, commands = setup()
+    publish_turn(bus, 'ada', [0.9, 0.05, 0.03, 0.02], [0.9, 0.05, 0.03, 0.02], 0.5, start=0.1, end=0.4)
+    bus.run_until(0.9)
+    tell_story(bus)
+    onset(bus, 'ada/9', 3.03, 0.06, 0.0)
+    onset(bus, 'ada/9', 3.03, 0.08, 0.0, final=True)               # withdrawn
+    bus.run_until(3.15)
+    onset(bus, 'ada/10', 3.0, 0.13, 0.1)
+    bus.run_until(3.2)
+    assert m.SpeechAction.CANCEL in actions(commands)
+    story_cut(bus, 3.2)
+    onset(bus, 'ada/10', 3.0, 0.86, 0.02, final=True, text='Wait, wait.')
+    bus.run_until(4.5)
+    publish_turn(bus, 'ada', [0.9, 0.05, 0.03, 0.02], [0.9, 0.05, 0.03, 0.02], 5.8, start=3.0, end=5.3)
+    bus.run_until(6.5)
+    assert grants(events) == ['ada', 'ada']
+
+
 def test_a_request_is_not_talked_on_over():
     bus, _, _, _, commands = setup()
     speak(bus, 1.0)

@@ -173,6 +173,11 @@ class FloorStage(Stage):
     def _contest_for(self, start: float, end: float, create: bool = True) -> Contest | None:
         probe = m.AddresseeEstimate('', '', [], [], '', utterance_start=start, utterance_end=end)
         for c in self.contests:
+            if c.absorbed and not mostly_within(start, end, c.start, c.end):
+                # What we talked on over (a listener response, a fragment hearing took back) is no
+                # turn; a longer one that contains it (the person's own utterance around a fragment,
+                # "mm-hmm" and then a question) is one of its own.
+                continue
             other = m.AddresseeEstimate('', '', [], [], '', utterance_start=c.start, utterance_end=c.end)
             if same_turn(probe, other):
                 c.start, c.end = min(c.start, start), max(c.end, end)
