@@ -297,13 +297,16 @@ def share_sim_clock(nodes: list):
     so what they report is what they run on. Returns that node (to be spun with the others), or None
     when fewer than two nodes use simulated time or this rclpy keeps its time sources elsewhere.
     """
+    from rclpy.parameter import Parameter
     from rclpy.time_source import TimeSource
     followers = [n for n in nodes if _uses_sim_time(n) and hasattr(n, '_time_source')]
     if len(followers) < 2:
         return None
     ns = followers[0].get_namespace()
-    # The relay itself runs on the wall clock: its own time source would subscribe to /clock again.
-    relay = rclpy.create_node('sim_clock', namespace=ns if ns != '/' else '')
+    # The relay itself stays on the wall clock (whatever the process's global parameters say): its own
+    # time source would subscribe to /clock a second time.
+    relay = rclpy.create_node('sim_clock', namespace=ns if ns != '/' else '',
+                              parameter_overrides=[Parameter('use_sim_time', value=False)])
     source = TimeSource(node=relay)
     source.ros_time_is_active = True            # subscribes to /clock on the relay
     for node in followers:
