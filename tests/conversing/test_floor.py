@@ -451,6 +451,28 @@ def test_a_withdrawn_fragment_over_our_voice_does_not_swallow_the_turn_around_it
     assert grants(events) == ['ada', 'ada']
 
 
+def test_a_reply_the_person_talked_over_to_finish_their_question_is_given_again_for_the_whole_question():
+    """Replayed from a charged public run on a slow host: hearing's partials of "What time does the
+    cafeteria close?" stalled for more than a second after "What time", so the floor took the turn for
+    over and ada began to answer that start. The same utterance went on over its reply and stopped it;
+    the whole question, once final, is answered."""
+    bus, _, _, events, commands = setup()
+    ada_only = [0.9, 0.05, 0.03, 0.02]
+    bus.publish('/ada/hearing/utterances', m.Utterance('ada/1', 'ada', 1.0, 1.07), at=1.1)
+    publish_turn(bus, 'ada', ada_only, ada_only, 2.3, start=1.0, end=1.07)
+    bus.run_until(2.5)
+    assert grants(events) == ['ada']
+    speak(bus, 2.5)
+    onset(bus, 'ada/1', 1.0, 1.6, 0.5)              # the question goes on over the reply
+    bus.run_until(2.7)
+    assert m.SpeechAction.CANCEL in actions(commands)
+    bus.publish('/ada/speech/state', m.SpeechState('ada', False, 's1', cancelled=True, stamp=2.64), at=2.64)
+    onset(bus, 'ada/1', 1.0, 2.1, 0.01, final=True, text='What time does the cafeteria close?')
+    publish_turn(bus, 'ada', ada_only, ada_only, 3.2, start=1.0, end=3.1)
+    bus.run_until(4.0)
+    assert grants(events) == ['ada', 'ada']
+
+
 def test_a_request_is_not_talked_on_over():
     bus, _, _, _, commands = setup()
     speak(bus, 1.0)

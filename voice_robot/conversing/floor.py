@@ -494,8 +494,20 @@ class FloorStage(Stage):
             self.resume = None
             return
         self.resume = None
-        if self.my_grant is not None:
+        answered = self.my_grant
+        if answered is not None:
             self._release()
+            if intr.utterance_id in answered.claim_ids.values():
+                self._reopen(answered, u)
+
+    def _reopen(self, c: Contest, u: m.Utterance) -> None:
+        """The person we answered was not done: their own utterance went on over our reply (a pause
+        mid-sentence, or partials that stalled while hearing lagged) and stopped it. The whole turn is
+        still to be answered: it is decided again on the estimate of all of it."""
+        self.stats['turns reopened (the person was not done)'] += 1
+        c.granted, c.owner = False, None
+        if c.decision is not None and c.decision.utterance_end >= u.end - 0.05:
+            self._resolve(c)          # that estimate came before the final reached us
 
     def _listener_response(self, u: m.Utterance, words, leaned_backchannel: float = 0.0) -> bool:
         """Heard over our voice, about as long as a backchannel, and nothing in the words that asks,
