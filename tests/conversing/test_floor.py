@@ -434,7 +434,8 @@ def test_a_withdrawn_fragment_over_our_voice_does_not_swallow_the_turn_around_it
     nobody answers it). The person's own utterance, begun 30 ms before it, stopped the robot and, with
     "What time is it?" after a pause, made one turn for ada around the fragment's span. It is answered."""
     bus, _, _, events, commands = setup()
-    publish_turn(bus, 'ada', [0.9, 0.05, 0.03, 0.02], [0.9, 0.05, 0.03, 0.02], 0.5, start=0.1, end=0.4)
+    ada_only = [0.9, 0.05, 0.03, 0.02]
+    publish_turn(bus, 'ada', ada_only, ada_only, 0.5, start=0.1, end=0.4)
     bus.run_until(0.9)
     tell_story(bus)
     onset(bus, 'ada/9', 3.03, 0.06, 0.0)
@@ -446,7 +447,7 @@ def test_a_withdrawn_fragment_over_our_voice_does_not_swallow_the_turn_around_it
     story_cut(bus, 3.2)
     onset(bus, 'ada/10', 3.0, 0.86, 0.02, final=True, text='Wait, wait.')
     bus.run_until(4.5)
-    publish_turn(bus, 'ada', [0.9, 0.05, 0.03, 0.02], [0.9, 0.05, 0.03, 0.02], 5.8, start=3.0, end=5.3)
+    publish_turn(bus, 'ada', ada_only, ada_only, 5.8, start=3.0, end=5.3)
     bus.run_until(6.5)
     assert grants(events) == ['ada', 'ada']
 

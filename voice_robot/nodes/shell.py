@@ -283,10 +283,6 @@ class StageNode(LifecycleNode):
         return Header(stamp=self.get_clock().now().to_msg())
 
 
-def _uses_sim_time(node) -> bool:
-    return node.has_parameter('use_sim_time') and node.get_parameter('use_sim_time').value is True
-
-
 def share_sim_clock(nodes: list):
     """One /clock subscription for all the nodes of a process that run on simulated time.
 
@@ -299,7 +295,8 @@ def share_sim_clock(nodes: list):
     """
     from rclpy.parameter import Parameter
     from rclpy.time_source import TimeSource
-    followers = [n for n in nodes if _uses_sim_time(n) and hasattr(n, '_time_source')]
+    followers = [n for n in nodes if n.has_parameter('use_sim_time') and n.get_parameter('use_sim_time').value is True
+                 and hasattr(n, '_time_source')]
     if len(followers) < 2:
         return None
     ns = followers[0].get_namespace()
