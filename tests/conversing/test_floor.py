@@ -361,6 +361,47 @@ def test_nobody_takes_the_floor_while_a_person_is_still_talking():
     assert grants(events) == ['bruno']
 
 
+def test_a_person_who_talks_on_holds_the_answer_until_their_final_or_only_so_long():
+    """While the robot is silent, hearing sends partials only as an utterance starts: a talker is
+    talking until the final, however long ago the last partial came. The answer waits for them, but
+    not for ever (a radio heard as a person, someone in a long side conversation)."""
+    fused = [0.05, 0.9, 0.03, 0.02]
+    for final_at, granted_at in ((3.7, 3.7), (None, 4.0)):
+        bus, _, _, events, _ = setup()
+        publish_turn(bus, 'ada', fused, fused, 2.3)
+        publish_turn(bus, 'bruno', fused, fused, 2.3)
+        # Someone else started at 2.1; their partials stop 0.3 s in, and they go on past the turn's end.
+        bus.publish('/bruno/hearing/utterances', m.Utterance('bruno/6', 'bruno', 2.1, 2.22), at=2.23)
+        bus.publish('/bruno/hearing/utterances', m.Utterance('bruno/6', 'bruno', 2.1, 2.4), at=2.41)
+        if final_at is not None:
+            bus.publish('/bruno/hearing/utterances', m.Utterance('bruno/6', 'bruno', 2.1, final_at - 0.3,
+                                                                 is_final=True, transcript='and so on'), at=final_at)
+        bus.run_until(granted_at - 0.1)
+        assert grants(events) == [], final_at        # 1.5 s after the last partial: still talking
+        bus.run_until(granted_at + 0.1)
+        # Their final ends the hold; without one, 2 s after the turn ended the person who asked is answered.
+        assert grants(events) == ['bruno'], final_at
+
+
+def test_someone_the_robot_chose_to_talk_over_does_not_interrupt_it_but_a_new_talker_does():
+    bus, _, _, events, commands = setup()
+    fused = [0.05, 0.9, 0.03, 0.02]
+    publish_turn(bus, 'ada', fused, fused, 2.3)
+    publish_turn(bus, 'bruno', fused, fused, 2.3)
+    bus.publish('/bruno/hearing/utterances', m.Utterance('bruno/6', 'bruno', 2.1, 2.4), at=2.41)
+    bus.run_until(4.1)
+    assert grants(events) == ['bruno']                # 2 s after the turn: over the person still talking
+    speak(bus, 4.1, robot='bruno')
+    bus.publish('/bruno/hearing/utterances', m.Utterance('bruno/6', 'bruno', 2.1, 4.3, backchannel_probability=0.1),
+                at=4.31)
+    bus.run_until(4.5)
+    assert actions(commands, 'bruno') == []
+    bus.publish('/bruno/hearing/utterances', m.Utterance('bruno/7', 'bruno', 4.5, 4.9, backchannel_probability=0.1),
+                at=4.91)
+    bus.run_until(5.0)
+    assert actions(commands, 'bruno') == [m.SpeechAction.DUCK, m.SpeechAction.CANCEL]
+
+
 def test_a_few_garbled_words_over_our_voice_are_talked_on_over_not_answered():
     """Our residue can turn an "mm-hmm" into words ("Same thing."). Short, no question, no name, nothing
     that cuts in: after stopping for it the robot picks its act up again, and nobody answers it."""
@@ -454,23 +495,26 @@ def test_a_withdrawn_fragment_over_our_voice_does_not_swallow_the_turn_around_it
 
 def test_a_reply_the_person_talked_over_to_finish_their_question_is_given_again_for_the_whole_question():
     """Replayed from a charged public run on a slow host: hearing's partials of "What time does the
-    cafeteria close?" stalled for more than a second after "What time", so the floor took the turn for
-    over and ada began to answer that start. The same utterance went on over its reply and stopped it;
-    the whole question, once final, is answered."""
+    cafeteria close?" stalled after "What time", and a turn over that start came first. The floor waits
+    while the utterance is open, but only 2 s after the turn; a host lagging longer lets ada begin to
+    answer the start. The same utterance goes on over its reply and stops it; the whole question, once
+    final, is answered."""
     bus, _, _, events, commands = setup()
     ada_only = [0.9, 0.05, 0.03, 0.02]
     bus.publish('/ada/hearing/utterances', m.Utterance('ada/1', 'ada', 1.0, 1.07), at=1.1)
     publish_turn(bus, 'ada', ada_only, ada_only, 2.3, start=1.0, end=1.07)
     bus.run_until(2.5)
+    assert grants(events) == []                     # the person may not be done
+    bus.run_until(3.2)
     assert grants(events) == ['ada']
-    speak(bus, 2.5)
-    onset(bus, 'ada/1', 1.0, 1.6, 0.5)              # the question goes on over the reply
-    bus.run_until(2.7)
+    speak(bus, 3.2)
+    onset(bus, 'ada/1', 1.0, 2.3, 0.5)              # the question goes on over the reply
+    bus.run_until(3.4)
     assert m.SpeechAction.CANCEL in actions(commands)
-    bus.publish('/ada/speech/state', m.SpeechState('ada', False, 's1', cancelled=True, stamp=2.64), at=2.64)
-    onset(bus, 'ada/1', 1.0, 2.1, 0.01, final=True, text='What time does the cafeteria close?')
-    publish_turn(bus, 'ada', ada_only, ada_only, 3.2, start=1.0, end=3.1)
-    bus.run_until(4.0)
+    bus.publish('/ada/speech/state', m.SpeechState('ada', False, 's1', cancelled=True, stamp=3.36), at=3.36)
+    onset(bus, 'ada/1', 1.0, 2.5, 0.01, final=True, text='What time does the cafeteria close?')
+    publish_turn(bus, 'ada', ada_only, ada_only, 3.6, start=1.0, end=3.5)
+    bus.run_until(4.4)
     assert grants(events) == ['ada', 'ada']
 
 

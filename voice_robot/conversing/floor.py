@@ -42,7 +42,14 @@ from voice_robot.pipeline import Stage
 FloorKind = m.FloorKind
 LONGER_THAN_BACKCHANNEL = 2.0   # a finished utterance this many give_up_after_s long was no "mm-hmm"
 EARLY_WINDOW_S = 0.1       # decisions within this of decide_after_s use the stricter early threshold
-OPEN_SPEECH_STALE_S = 1.0   # a partial not updated for this long is no longer someone talking
+# Someone is talking from an utterance's first partial to its final (hearing sends one for every
+# utterance, withdrawn ones included). While this robot is silent, hearing sends partials only at the
+# start of an utterance, so a time since the last partial cannot tell a talker who goes on from one who
+# stopped; this bound only covers a final that was lost.
+OPEN_SPEECH_LOST_S = 10.0
+# A turn waits for other people to stop talking at most this long after it ended: someone who talks on
+# and on (or a radio heard as a person) must not keep the robot from answering the one who asked.
+TALKING_HOLD_MAX_S = 2.0
 LISTENER_RESPONSE_MAX_WORDS = 3   # "same thing", "I love him": what our residue makes of an "mm-hmm"
 # Hearing's acoustics said this sure "backchannel" at some point: the words decoded over our voice may
 # be longer ("and that is something" from a one-second "mm-hmm") without making it a turn.
@@ -68,6 +75,9 @@ class Contest:
     owner: str | None = None
     granted: bool = False
     absorbed: bool = False      # a listener response we stopped for and then talked on over: nobody answers
+    # Other people's utterances still going on when we took the turn (after TALKING_HOLD_MAX_S): we
+    # chose to talk over them, so they do not interrupt us.
+    talked_over: frozenset = frozenset()
 
 
 @dataclass
@@ -291,7 +301,7 @@ class FloorStage(Stage):
 
     def _someone_talking(self, now: float) -> bool:
         for uid, seen in list(self.open_speech.items()):
-            if now - seen > OPEN_SPEECH_STALE_S:
+            if now - seen > OPEN_SPEECH_LOST_S:
                 del self.open_speech[uid]
         return bool(self.open_speech)
 
@@ -299,7 +309,7 @@ class FloorStage(Stage):
         now = self.now()
         if not self.queue or not self._floor_free(now):
             return
-        if self._someone_talking(now):
+        if self._someone_talking(now) and now - self.queue[0].end < TALKING_HOLD_MAX_S:
             self.stats['grant held: a person is talking'] += 1
             return
         if self._peers_speaking(now):
@@ -319,6 +329,9 @@ class FloorStage(Stage):
             self.stats['turns abandoned (floor busy too long)'] += 1
             return self._grant_if_free()
         c.granted = True
+        c.talked_over = frozenset(self.open_speech) - set(c.claim_ids.values())
+        if c.talked_over:
+            self.stats['grants over a person talking (waited long enough)'] += 1
         self.my_grant = c
         self.spoke_since_grant = False
         self.turn_reported = False
@@ -426,6 +439,9 @@ class FloorStage(Stage):
             if u.end < self.speech.started:
                 # A late partial of speech that ended before we began: nobody is talking over us.
                 self.stats['barge-in ignored (ended before our speech)'] += 1
+                return
+            if self.my_grant is not None and u.utterance_id in self.my_grant.talked_over:
+                self.stats['barge-in ignored (someone we chose to talk over)'] += 1
                 return
             self.interruption = intr = Interruption(u.utterance_id, u.start, speech=self.speech)
             self.publish('speech/command', m.SpeechCommand(m.SpeechAction.DUCK, self.speech.speech_id, stamp=now))
