@@ -38,7 +38,6 @@ class FloorConfig(Section):
     claim_window_s: float = Field(0.12, ge=0)     # collect rival claims this long before deciding
     lease_s: float = Field(1.5, gt=0)             # a silent holder loses the floor after this
     heartbeat_s: float = Field(0.5, gt=0)
-    hold_phrase: str = 'One moment, please.'
 
 
 class LlmConfig(Section):
